@@ -1,0 +1,26 @@
+"""Errors caused by a user's input: shown as one paragraph, without a Python traceback."""
+
+from __future__ import annotations
+
+import textwrap
+
+
+class UserError(Exception):
+    """Something the user can fix: the message says what is wrong and what to type instead."""
+
+
+class NonFiniteLossError(UserError):
+    """A loss became NaN or infinite; training stops before a bad checkpoint is written."""
+
+
+def user_message(error: BaseException) -> str:
+    """The paragraph to show for `error`.
+
+    A UserError raised inside a DataLoader worker comes back re-wrapped with the worker's traceback in
+    its text; only the original message is kept.
+    """
+    text = str(error)
+    marker = f"{type(error).__name__}: "
+    if "Original Traceback" in text and marker in text:
+        text = text.rsplit(marker, 1)[1]
+    return "\n".join(textwrap.fill(p, width=100) for p in text.strip().split("\n"))

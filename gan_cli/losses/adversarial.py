@@ -1,0 +1,164 @@
+"""Adversarial objectives. Every adversarial model calls them the same way, so `loss=` swaps them anywhere.
+
+The discriminator always returns raw scores (logits); each objective applies its own link function.
+An objective also carries the schedule its paper prescribes: `d_steps`, the number of discriminator
+updates per generator update (k in Goodfellow et al.'s Algorithm 1, n_critic in the WGAN papers).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gan_cli.losses.penalties import clip_weights_, gradient_penalty
+
+
+def bce_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """-(E[log D(x)] + E[log(1 - D(G(z)))]): the negated value function V(D, G) of Goodfellow et al."""
+    return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
+        F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def saturating_g_loss(fake_logits: Tensor) -> Tensor:
+    """E[log(1 - D(G(z)))], minimised by G: the minimax game as written in the paper."""
+    return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def non_saturating_g_loss(fake_logits: Tensor) -> Tensor:
+    """-E[log D(G(z))]: the heuristic of Goodfellow et al. with stronger gradients early in training."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def least_squares_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """LSGAN (Mao et al. 2017), a=0, b=1: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
+    return 0.5 * ((real_scores - 1) ** 2).mean() + 0.5 * (fake_scores**2).mean()
+
+
+def least_squares_g_loss(fake_scores: Tensor) -> Tensor:
+    """LSGAN, c=1: 1/2 E[(D(G(z)) - 1)^2]."""
+    return 0.5 * ((fake_scores - 1) ** 2).mean()
+
+
+def wasserstein_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """The critic maximises E[D(x)] - E[D(G(z))], an estimate of the Wasserstein-1 distance."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_g_loss(fake_scores: Tensor) -> Tensor:
+    return -fake_scores.mean()
+
+
+def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+class AdversarialLoss(nn.Module):
+    """Base objective. Subclasses define `d_loss` and `g_loss`; penalties and post-step hooks are optional."""
+
+    #: whether sigmoid(score) is the probability "real" (so D(x) can be logged as a probability)
+    probabilistic = False
+
+    def __init__(self, d_steps: int = 1) -> None:
+        super().__init__()
+        if d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1, got {d_steps}")
+        self.d_steps = d_steps
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def d_penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | None:
+        """An extra term of D's loss that needs D itself (e.g. the gradient penalty); None when there is none."""
+        return None
+
+    def after_d_step(self, discriminator: nn.Module) -> None:
+        """Called after every discriminator update (e.g. weight clipping)."""
+
+    def score(self, scores: Tensor) -> Tensor:
+        """What to log as D(x) / D(G(z)): a probability for probabilistic objectives, else the raw score."""
+        return torch.sigmoid(scores) if self.probabilistic else scores
+
+
+class MinimaxLoss(AdversarialLoss):
+    """Goodfellow et al. 2014, the minimax game with the saturating generator loss log(1 - D(G(z)))."""
+
+    probabilistic = True
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return bce_d_loss(real_scores, fake_scores)
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return saturating_g_loss(fake_scores)
+
+
+class NonSaturatingLoss(MinimaxLoss):
+    """Goodfellow et al. 2014, with the non-saturating generator loss -log D(G(z))."""
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return non_saturating_g_loss(fake_scores)
+
+
+class LeastSquaresLoss(AdversarialLoss):
+    """Mao et al. 2017, "Least Squares Generative Adversarial Networks"."""
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return least_squares_d_loss(real_scores, fake_scores)
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return least_squares_g_loss(fake_scores)
+
+
+class WassersteinLoss(AdversarialLoss):
+    """Arjovsky et al. 2017, "Wasserstein GAN": critic loss, weight clipping, n_critic = 5."""
+
+    def __init__(self, d_steps: int = 5, clip_value: float = 0.01) -> None:
+        super().__init__(d_steps)
+        self.clip_value = clip_value
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return wasserstein_d_loss(real_scores, fake_scores)
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return wasserstein_g_loss(fake_scores)
+
+    def after_d_step(self, discriminator: nn.Module) -> None:
+        clip_weights_(discriminator, self.clip_value)
+
+
+class WassersteinGPLoss(AdversarialLoss):
+    """Gulrajani et al. 2017, "Improved Training of Wasserstein GANs": gradient penalty lambda = 10."""
+
+    def __init__(self, d_steps: int = 5, gp_weight: float = 10.0) -> None:
+        super().__init__(d_steps)
+        self.gp_weight = gp_weight
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return wasserstein_d_loss(real_scores, fake_scores)
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return wasserstein_g_loss(fake_scores)
+
+    def d_penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
+        return self.gp_weight * gradient_penalty(critic, real, fake)
+
+
+class HingeLoss(AdversarialLoss):
+    """The hinge version of the adversarial loss (Lim & Ye 2017, Miyato et al. 2018)."""
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return hinge_d_loss(real_scores, fake_scores)
+
+    def g_loss(self, fake_scores: Tensor) -> Tensor:
+        return wasserstein_g_loss(fake_scores)
+
+
+#: the value of the game at its global optimum p_g = p_data, where D* = 1/2 everywhere
+OPTIMAL_VALUE = -math.log(4.0)

@@ -1,0 +1,1 @@
+"""One LightningModule per model family; each training step reads like its paper."""

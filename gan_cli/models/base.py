@@ -1,0 +1,88 @@
+"""What every gan-cli model shares: the run's config in its checkpoints, named images to show, and a
+non-finite-loss guard that stops training before a bad checkpoint is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from gan_cli import __version__
+from gan_cli.errors import NonFiniteLossError
+
+
+class GenerativeModule(pl.LightningModule):
+    """Base of all models.
+
+    Subclasses implement `visuals()` (named image batches, shown as grids by the SampleGrid callback)
+    and call `track_finite()` on every loss they optimise.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: the resolved run config (plain containers) stored in every checkpoint, set by the runner
+        self.run_config: dict | None = None
+        self._first_bad_step: dict[str, Tensor] = {}  # loss name -> first non-finite step (-1: none)
+
+    # --- what the model shows ----------------------------------------------------------------------
+    def visuals(self) -> dict[str, tuple[Tensor, int]]:
+        """Named image batches (in data space) with the number of images per grid row."""
+        return {}
+
+    # --- non-finite losses -------------------------------------------------------------------------
+    def track_finite(self, name: str, loss: Tensor) -> None:
+        """Remember the first step at which `loss` stopped being finite, without a device sync."""
+        first = self._first_bad_step.get(name)
+        if first is None:
+            first = torch.tensor(-1, device=loss.device)
+        bad = ~torch.isfinite(loss.detach())
+        self._first_bad_step[name] = torch.where(bad & (first < 0), self.batches_seen, first)
+
+    def check_finite(self) -> None:
+        """Raise (syncing with the device) if any tracked loss has been non-finite."""
+        bad = {name: int(step) for name, step in self._first_bad_step.items()}
+        bad = {name: step for name, step in bad.items() if step >= 0}
+        if not bad:
+            return
+        step = min(bad.values())
+        raise NonFiniteLossError(
+            f"Training stopped: the loss {' and '.join(sorted(bad))} became non-finite (NaN or inf) at "
+            f"training step {step} (counted in batches, epoch {self.current_epoch}). No checkpoint was "
+            "written after that; the last good one is the run's checkpoints/last.ckpt. Lower the learning "
+            "rate (model.lr=...) or try another loss (loss=...), then resume from the last good checkpoint "
+            "with ckpt_path=.../checkpoints/last.ckpt."
+        )
+
+    @property
+    def batches_seen(self) -> int:
+        """Training batches processed in this run so far (restored on resume)."""
+        return self.trainer.fit_loop.epoch_loop._batches_that_stepped if self._trainer is not None else 0
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.should_log_details():
+            self.check_finite()
+
+    def on_train_epoch_end(self) -> None:
+        self.check_finite()
+
+    # --- checkpoints -------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.check_finite()  # never write a checkpoint of diverged weights
+        checkpoint["gan_cli"] = {"config": self.run_config, "version": __version__}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.run_config = checkpoint.get("gan_cli", {}).get("config", self.run_config)
+
+    def should_log_details(self) -> bool:
+        """Whether Lightning writes logs at this step: only then are metrics computed and logged."""
+        return self._trainer is not None and self.trainer._logger_connector.should_update_logs
+
+
+def grad_norm(module: nn.Module) -> Tensor:
+    """The 2-norm of all gradients of `module`, as one tensor."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))

@@ -1,0 +1,150 @@
+"""Noise-to-image GANs: `gan` (Goodfellow et al. 2014), `dcgan` (Radford et al. 2015) and `cgan`
+(Mirza & Osindero 2014) are this one module with different networks.
+
+The training step is Algorithm 1 of Goodfellow et al.: every batch updates the discriminator on a fresh
+minibatch of data and noise, and every k-th batch (k = `loss.d_steps`) the generator is updated too.
+The objective is the `loss` object, so any adversarial loss fits any network pair.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from gan_cli.errors import UserError
+from gan_cli.losses.adversarial import AdversarialLoss
+from gan_cli.models.base import GenerativeModule, grad_norm
+
+
+class GAN(GenerativeModule):
+    """A generator G(z[, y]) and a discriminator D(x[, y]) trained against each other.
+
+    The networks are conditional when the generator has `num_classes` > 0: the label of each real
+    image goes to D, and G gets the same labels for its fakes.
+    """
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
+                 optimizer: Callable[..., Optimizer], lr: float = 2e-4, g_lr: float | None = None,
+                 d_lr: float | None = None, num_samples: int = 64, conditional: bool = False) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.optimizer = optimizer
+        self.g_lr, self.d_lr = g_lr or lr, d_lr or lr
+        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])
+        self.latent_dim: int = generator.latent_dim
+        self.num_classes: int = getattr(generator, "num_classes", 0)
+        if conditional and not self.num_classes:
+            raise UserError(
+                "This model is class-conditional but the data has no labels (data.num_classes=0). Use labelled "
+                "data (data=mnist_5k, mnist, fashion_mnist, cifar10), or data=image_folder with "
+                "data.dataset.labels_from_subfolders=true data.num_classes=N."
+            )
+        self.d_updates = 0  # discriminator updates so far: decides when G is updated (saved in checkpoints)
+        # Fixed noise for the logged sample grid; for a conditional model row r is all label r.
+        per_row = 8
+        if self.num_classes:
+            labels = torch.arange(self.num_classes).repeat_interleave(per_row)
+            self.register_buffer("fixed_labels", labels)
+            num_samples = len(labels)
+        self.grid_row = per_row
+        self.register_buffer("fixed_z", torch.randn(num_samples, self.latent_dim))
+
+    # --- sampling ----------------------------------------------------------------------------------
+    def sample_noise(self, n: int) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def sample_labels(self, n: int) -> Tensor | None:
+        if not self.num_classes:
+            return None
+        return torch.randint(0, self.num_classes, (n,), device=self.device)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None) -> Tensor:
+        """`n` images from G in eval mode (labels drawn at random for a conditional model if not given)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        if self.num_classes and labels is None:
+            labels = self.sample_labels(n)
+        images = self.generator(self.sample_noise(n), labels)
+        self.generator.train(was_training)
+        return images
+
+    @torch.no_grad()
+    def visuals(self) -> dict[str, tuple[Tensor, int]]:
+        was_training = self.generator.training
+        self.generator.eval()
+        images = self.generator(self.fixed_z, getattr(self, "fixed_labels", None))
+        self.generator.train(was_training)
+        return {"samples": (images, self.grid_row)}
+
+    # --- training ----------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        opt_g = self.optimizer(self.generator.parameters(), lr=self.g_lr)
+        opt_d = self.optimizer(self.discriminator.parameters(), lr=self.d_lr)
+        return opt_g, opt_d
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        real = batch["image"]
+        labels = batch["label"] if self.num_classes else None
+        opt_g, opt_d = self.optimizers()
+        details = self.should_log_details()
+        logs = self.discriminator_step(real, labels, opt_d, details)
+        self.d_updates += 1
+        if self.d_updates % self.loss.d_steps == 0:
+            logs |= self.generator_step(real.size(0), labels, opt_g, details)
+        if details:  # logging every step would cost time for values Lightning does not write
+            logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
+            logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
+            self.log_dict(logs)
+            shown = {k.removeprefix("train/"): v for k, v in logs.items() if k in ("train/d_loss", "train/g_loss")}
+            self.log_dict(shown, prog_bar=True, logger=False)
+
+    def discriminator_step(self, real: Tensor, labels: Tensor | None, opt_d, details: bool) -> dict:
+        """Ascend V(D, G) on a minibatch of real images and a minibatch of fakes."""
+        with torch.no_grad():
+            fake = self.generator(self.sample_noise(real.size(0)), labels)
+        real_scores = self.discriminator(real, labels)
+        fake_scores = self.discriminator(fake, labels)
+        d_loss = self.loss.d_loss(real_scores, fake_scores)
+        penalty = self.loss.d_penalty(lambda x: self.discriminator(x, labels), real, fake)
+        total = d_loss if penalty is None else d_loss + penalty
+        self.track_finite("d_loss", total)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(total)
+        logs = {"train/d_loss": total.detach()}
+        if details:
+            logs["train/grad_norm_D"] = grad_norm(self.discriminator)
+            logs["train/D_x"] = self.loss.score(real_scores.detach()).mean()
+            logs["train/D_G_z"] = self.loss.score(fake_scores.detach()).mean()
+            if penalty is not None:
+                logs["train/d_penalty"] = penalty.detach()
+        opt_d.step()
+        self.loss.after_d_step(self.discriminator)
+        return logs
+
+    def generator_step(self, n: int, labels: Tensor | None, opt_g, details: bool) -> dict:
+        """Descend the generator's loss on a fresh minibatch of noise (D's weights frozen)."""
+        with self.toggled_optimizer(opt_g):
+            fake = self.generator(self.sample_noise(n), labels)
+            g_loss = self.loss.g_loss(self.discriminator(fake, labels))
+            self.track_finite("g_loss", g_loss)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            logs = {"train/g_loss": g_loss.detach()}
+            if details:
+                logs["train/grad_norm_G"] = grad_norm(self.generator)
+            opt_g.step()
+        return logs
+
+    # --- resume ------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["gan_cli"]["d_updates"] = self.d_updates
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.d_updates = checkpoint.get("gan_cli", {}).get("d_updates", 0)

@@ -1,0 +1,59 @@
+"""Fully connected G and D of Goodfellow et al. 2014, optionally class-conditional (Mirza & Osindero 2014)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from torch import Tensor, nn
+
+from gan_cli.nets.layers import Maxout, join, one_hot, require_condition
+
+
+class MLPGenerator(nn.Module):
+    """z (and a one-hot label) -> ReLU hidden layers -> an image in [-1, 1] (Tanh output).
+
+    The paper's MNIST generator had two ReLU layers of 1200 units and a sigmoid output; images here are
+    normalised to [-1, 1], so the output unit is Tanh.
+    """
+
+    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28,
+                 hidden: Sequence[int] = (1200, 1200), num_classes: int = 0) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.image_shape = (channels, image_size, image_size)
+        layers: list[nn.Module] = []
+        width = latent_dim + num_classes
+        for units in hidden:
+            layers += [nn.Linear(width, units), nn.ReLU(inplace=True)]
+            width = units
+        layers += [nn.Linear(width, math.prod(self.image_shape)), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        require_condition(labels, self.num_classes, "MLPGenerator")
+        out = self.net(join(z, one_hot(labels, self.num_classes)))
+        return out.view(z.size(0), *self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """image (and a one-hot label) -> maxout hidden layers with dropout -> one score (a logit).
+
+    The paper's MNIST discriminator: two maxout layers of 240 units with 5 pieces, dropout.
+    """
+
+    def __init__(self, channels: int = 1, image_size: int = 28, hidden: Sequence[int] = (240, 240),
+                 pieces: int = 5, dropout: float = 0.5, num_classes: int = 0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        width = channels * image_size * image_size + num_classes
+        for units in hidden:
+            layers += [nn.Dropout(dropout), Maxout(width, units, pieces)]
+            width = units
+        layers += [nn.Dropout(dropout), nn.Linear(width, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        require_condition(labels, self.num_classes, "MLPDiscriminator")
+        return self.net(join(x.flatten(1), one_hot(labels, self.num_classes))).squeeze(1)

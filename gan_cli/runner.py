@@ -1,0 +1,109 @@
+"""Builds the objects of a training run from its config and fits: the one path every model takes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint
+from gan_cli.errors import UserError
+from gan_cli.schemas import validate_targets
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every named `_target_` node of a group such as `callbacks` or `logger`."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+    """Validate `cfg`, seed, and build the DataModule, the model and the Trainer."""
+    validate_targets(cfg)
+    if cfg.seed is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    log.info("Data: <%s> with %s", cfg.data._target_, cfg.data.dataset._target_)
+    datamodule = instantiate(cfg.data)
+    log.info("Model: <%s>", cfg.model._target_)
+    model = instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                          plugins=[AtomicCheckpointIO()])
+    return datamodule, model, trainer
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train as `cfg` says; returns the final logged metrics (for sweepers)."""
+    datamodule, model, trainer = build(cfg)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        check_resumable(ckpt_path, model)
+        log.info("Resuming from %s", ckpt_path)
+    log_config(trainer, cfg)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    report(trainer)
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def check_resumable(ckpt_path: str, model: pl.LightningModule) -> None:
+    """Fail before training if the checkpoint is missing, unreadable or of another architecture."""
+    saved = read_checkpoint(ckpt_path)["state_dict"]
+    current = model.state_dict()
+    missing = [k for k in current if k not in saved]
+    different = [k for k in current if k in saved and saved[k].shape != current[k].shape]
+    if missing or different:
+        key = (missing or different)[0]
+        detail = f"it has no {key}" if missing else f"{key} has shape {tuple(saved[key].shape)}, not {tuple(current[key].shape)}"
+        raise UserError(
+            f"ckpt_path={ckpt_path} was written by a different model or data setting ({detail}). Resume with "
+            "the same model=, data= and network settings as the run that wrote it; they are in its "
+            ".hydra/config.yaml next to the checkpoints folder."
+        )
+
+
+@rank_zero_only
+def log_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
+    for logger in trainer.loggers:
+        logger.log_hyperparams({k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig)
+                                else cfg[k] for k in ("model", "data", "trainer", "seed") if k in cfg})
+
+
+@rank_zero_only
+def report(trainer: pl.Trainer) -> None:
+    """Tell the user where the results are."""
+    run = Path(trainer.default_root_dir).resolve()
+    lines = [f"Run folder: {run}"]
+    ckpts = sorted((run / "checkpoints").glob("*.ckpt"))
+    if ckpts:
+        last = run / "checkpoints" / "last.ckpt"
+        lines.append(f"  checkpoints:  {run / 'checkpoints'}  (resume: ckpt_path={last if last.exists() else ckpts[-1]})")
+    if (run / "samples").is_dir():
+        lines.append(f"  sample grids: {run / 'samples'}  (latest: samples_latest.png)")
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            lines.append(f"  TensorBoard:  tensorboard --logdir {Path(logger.log_dir).resolve()}")
+    print("\n".join(lines), flush=True)
+
+
+def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
+    """The metric a sweeper optimises, or a clear error listing the ones there are."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise UserError(
+            f"optimized_metric={name} was not logged by this run. Logged metrics: {', '.join(sorted(metrics)) or 'none'}."
+        )
+    return metrics[name]
+
+

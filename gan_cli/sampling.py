@@ -1,0 +1,47 @@
+"""gan-sample: images from a checkpoint, as one grid or one PNG per sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from torchvision.utils import save_image
+
+from gan_cli.checkpoint import load_model
+from gan_cli.errors import UserError
+from gan_cli.visuals import save_each, to_grid
+
+
+def sample(cfg: DictConfig) -> Path:
+    model, run_config = load_model(cfg.ckpt_path)
+    if cfg.seed is not None:
+        pl.seed_everything(cfg.seed, verbose=False)
+    model.to(cfg.device)
+    n = cfg.num_samples
+    if n < 1:
+        raise UserError(f"num_samples must be at least 1, not {n}.")
+    labels, nrow = None, cfg.nrow or 8
+    num_classes = getattr(model, "num_classes", 0)
+    if cfg.label is not None:
+        if not num_classes:
+            raise UserError("label= needs a class-conditional model (e.g. model=cgan); this checkpoint has no labels.")
+        if not 0 <= cfg.label < num_classes:
+            raise UserError(f"label={cfg.label} is out of range: this model knows labels 0 to {num_classes - 1}.")
+        labels = torch.full((n,), cfg.label, dtype=torch.long, device=model.device)
+    elif num_classes:  # row r is all label r
+        per_row = cfg.nrow or max(1, n // num_classes)
+        labels = torch.arange(n, device=model.device) // per_row % num_classes
+        nrow = per_row
+    images = model.sample(n, labels)
+    mean, std = run_config["data"]["mean"], run_config["data"]["std"]
+    output = Path(cfg.output).expanduser()
+    if cfg.output.endswith(("/", "\\")) or output.is_dir():
+        save_each(images, output, mean, std)
+        return output
+    if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UserError(f"output={cfg.output} should end in .png or .jpg (a grid), or in / (one PNG per sample).")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_image(to_grid(images, nrow, mean, std), output)
+    return output

@@ -1,0 +1,152 @@
+"""Config validation.
+
+Two layers, both structured-config schemas:
+- the top-level keys of each command are dataclasses stored in Hydra's ConfigStore, so Hydra rejects a
+  wrong type or unknown key while composing;
+- every node with a `_target_` is checked against a schema derived from the target's own signature
+  (argument names and type hints). Adding a model, loss or dataset therefore needs no schema edits, and
+  a typo anywhere (`model.generator.ngff=32`, `+trainer.max_epoch=3`) fails before anything is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_method
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from gan_cli.errors import UserError
+
+_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+
+@dataclass
+class TrainConfig:
+    model: Any = MISSING
+    data: Any = MISSING
+    loss: Any = None
+    trainer: Any = MISSING
+    callbacks: Any = field(default_factory=dict)
+    logger: Any = field(default_factory=dict)
+    paths: Any = MISSING
+    task_name: str = "train"
+    seed: Optional[int] = 42
+    ckpt_path: Optional[str] = None
+    optimized_metric: Optional[str] = None
+
+
+@dataclass
+class SampleConfig:
+    ckpt_path: str = MISSING
+    num_samples: int = 64
+    output: str = "samples.png"
+    label: Optional[int] = None
+    nrow: Optional[int] = None
+    seed: Optional[int] = 0
+    device: str = "cpu"
+
+
+def register_schemas() -> None:
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="sample_schema", node=SampleConfig)
+
+
+# --- `_target_` nodes ----------------------------------------------------------------------------
+def validate_targets(cfg: DictConfig) -> None:
+    """Check every `_target_` node of `cfg` against its target's signature; raise UserError on a mistake."""
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise UserError(
+            f"The config value {key} is missing or cannot be resolved ({_first_line(err)}). "
+            f"Set it on the command line, e.g. {key}=..."
+        ) from err
+    _walk(container, "")
+
+
+def _walk(node: Any, path: str) -> None:
+    if isinstance(node, dict):
+        if "_target_" in node:
+            _check_node(node, path)
+        for key, value in node.items():
+            _walk(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _walk(value, f"{path}[{i}]")
+
+
+def _check_node(node: dict, path: str) -> None:
+    target = node["_target_"]
+    try:
+        obj = get_method(target) if isinstance(target, str) else target
+    except Exception as err:
+        raise UserError(f"{path}._target_={target} cannot be imported ({_first_line(err)}). Check the spelling.") from err
+    schema, takes_any_key = _schema_for(obj)
+    values = {k: v for k, v in node.items() if k not in _HYDRA_KEYS}
+    names = {f.name for f in dataclasses.fields(schema)}
+    unknown = [k for k in values if k not in names]
+    if unknown and not takes_any_key:
+        raise UserError(
+            f"Unknown config key {path}.{unknown[0]} ({target} has no argument {unknown[0]!r}). "
+            f"Valid keys of {path}: {', '.join(sorted(names)) or 'none'}."
+        )
+    known = {k: (None if isinstance(v, dict) and "_target_" in v else v) for k, v in values.items() if k in names}
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), known)
+    except ValidationError as err:
+        key = f"{path}.{err.full_key}" if getattr(err, "full_key", None) else path
+        raise UserError(f"Invalid config value {key}: {_first_line(err)}. Fix it with {key}=<value>.") from err
+    except ConfigKeyError as err:  # pragma: no cover - unknown keys are caught above
+        raise UserError(f"Invalid config key under {path}: {_first_line(err)}") from err
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_for(obj: Any) -> tuple[type, bool]:
+    """A dataclass with one field per argument of `obj` (type-checked where OmegaConf supports the hint)."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return dataclasses.make_dataclass(f"{getattr(obj, '__name__', 'Target')}Schema", []), True
+    try:
+        hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
+    except Exception:
+        hints = {}
+    fields, takes_any_key = [], False
+    for name, param in signature.parameters.items():
+        if param.kind is param.VAR_KEYWORD:
+            takes_any_key = True
+            continue
+        if param.kind is param.VAR_POSITIONAL:
+            continue
+        fields.append((name, _supported(hints.get(name, Any)), field(default=MISSING)))
+    name = f"{getattr(obj, '__name__', 'Target')}"
+    return dataclasses.make_dataclass(name, fields), takes_any_key
+
+
+def _supported(hint: Any) -> Any:
+    """The hint if OmegaConf can validate it (int, float, bool, str, Optional and lists of those), else Any."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            inner = _supported(rest[0])
+            return Any if inner is Any else Optional[inner]
+        return Any
+    if hint in (int, float, bool, str):
+        return hint
+    return Any
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
