@@ -1,0 +1,114 @@
+"""Config composition and validation: every choice composes, and a user's mistake is named clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from gan_cli.errors import UserError
+from gan_cli.schemas import validate_targets
+from tests.conftest import run_cli
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["model", "loss", "data", "strategy", "trainer", "logger", "callbacks",
+                                   "debug", "experiment"])
+def test_every_option_of_every_group_composes_and_validates(make_cfg, group):
+    assert options(group), f"conf/{group} is empty"
+    for option in options(group):
+        cfg = make_cfg(f"{group}={option}", "data.root=/somewhere")
+        validate_targets(cfg)
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_every_model_builds_for_the_data_it_is_given(make_cfg, model):
+    for data, channels, size in [("fake", 1, 32), ("fake", 3, 64)]:
+        cfg = make_cfg(f"model={model}", f"data={data}", f"data.channels={channels}", f"data.image_size={size}")
+        module = instantiate(cfg.model)
+        images = module.sample(2)
+        assert images.shape == (2, channels, size, size)
+
+
+def test_strategy_is_merged_into_the_trainer(make_cfg):
+    assert make_cfg().trainer.strategy == "auto"
+    assert make_cfg("strategy=ddp").trainer.strategy == "ddp_find_unused_parameters_true"
+    assert make_cfg("strategy=ddp_spawn").trainer.strategy == "ddp_spawn_find_unused_parameters_true"
+
+
+def test_model_takes_the_chosen_loss(make_cfg):
+    cfg = make_cfg("model=cgan", "loss=wgan_gp", "loss.d_steps=3")
+    module = instantiate(cfg.model)
+    assert type(module.loss).__name__ == "WassersteinGPLoss" and module.loss.d_steps == 3
+
+
+def test_defaults_are_the_documented_default_job(make_cfg):
+    cfg = make_cfg()
+    assert cfg.model.generator._target_.endswith("DCGANGenerator")
+    assert cfg.data.dataset._target_.endswith("MNIST5k") and cfg.data.image_size == 32
+    assert cfg.loss._target_.endswith("NonSaturatingLoss")
+
+
+@pytest.mark.parametrize("override, named", [
+    ("model.lr=abc", "model.lr"),
+    ("+model.lrr=0.1", "model.lrr"),
+    ("+model.generator.ngff=32", "model.generator.ngff"),
+    ("model.generator.ngf=1.5", "model.generator.ngf"),
+    ("trainer.max_epochs=many", "trainer.max_epochs"),
+    ("+trainer.max_epoch=3", "trainer.max_epoch"),
+    ("data.batch_size=big", "data.batch_size"),
+    ("loss.d_steps=two", "loss.d_steps"),
+])
+def test_a_wrong_value_or_unknown_key_is_named(make_cfg, override, named):
+    cfg = make_cfg(override)
+    with pytest.raises(UserError, match=named.replace(".", r"\.")):
+        validate_targets(cfg)
+
+
+def test_a_wrong_top_level_type_fails_while_composing(make_cfg):
+    with pytest.raises(ConfigCompositionException):
+        make_cfg("seed=abc")
+    with pytest.raises(ConfigCompositionException):
+        make_cfg("model.lrr=0.1")  # not in the config: Hydra says to use +
+
+
+def test_a_missing_required_value_is_named(make_cfg):
+    cfg = make_cfg("data=image_folder")
+    with pytest.raises(UserError, match=r"data\.root"):
+        validate_targets(cfg)
+
+
+@pytest.mark.slow
+def test_cli_mistakes_get_a_message_and_no_traceback(tmp_path):
+    unknown_choice = run_cli(["model=stylegan"], tmp_path)
+    assert unknown_choice.returncode == 1
+    assert "Could not find 'model/stylegan'" in unknown_choice.stderr
+    assert "Available options in 'model'" in unknown_choice.stderr and "dcgan" in unknown_choice.stderr
+    bad_type = run_cli(["model.lr=abc", "data=fake"], tmp_path)
+    assert bad_type.returncode == 1
+    assert "model.lr" in bad_type.stderr
+    for result in (unknown_choice, bad_type):
+        assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "outputs" / "train").exists() or not list((tmp_path / "outputs").rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_cli_help_lists_groups_and_cfg_job_prints_the_config(tmp_path):
+    help_text = run_cli(["--help"], tmp_path, module="gan-train")
+    assert help_text.returncode == 0
+    for line in ("model: cgan, dcgan, gan", "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp",
+                 "strategy: auto, ddp, ddp_spawn", "trainer: cpu, default, gpu"):
+        assert line in help_text.stdout
+    job = run_cli(["--cfg", "job", "model=cgan", "loss=hinge"], tmp_path)
+    assert job.returncode == 0
+    assert "gan_cli.models.gan.GAN" in job.stdout and "gan_cli.losses.HingeLoss" in job.stdout
+    assert "num_classes: ${data.num_classes}" in job.stdout
+    info = run_cli(["--info", "searchpath"], tmp_path, module="gan-train")
+    assert "pkg://gan_cli.conf" in info.stdout
