@@ -51,8 +51,9 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated, foreign or unsafe file
         raise UserError(
-            f"ckpt_path={path} is not a readable gan-cli checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}). Point ckpt_path at a .ckpt file written by gan-train."
+            f"ckpt_path={path} is not a readable gan-cli checkpoint: torch.load(weights_only=True) failed with "
+            f"{type(err).__name__} (the file is truncated, not a checkpoint, or holds objects that are not plain "
+            "tensors and containers). Point ckpt_path at a .ckpt file written by gan-train."
         ) from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "gan_cli" not in checkpoint:
         raise UserError(

@@ -23,4 +23,4 @@ def user_message(error: BaseException) -> str:
     marker = f"{type(error).__name__}: "
     if "Original Traceback" in text and marker in text:
         text = text.rsplit(marker, 1)[1]
-    return "\n".join(textwrap.fill(p, width=100) for p in text.strip().split("\n"))
+    return "\n".join(textwrap.fill(p, width=100, break_long_words=False, break_on_hyphens=False) for p in text.strip().split("\n"))

@@ -39,17 +39,18 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """image (and a one-hot label) -> maxout hidden layers with dropout -> one score (a logit).
 
-    The paper's MNIST discriminator: two maxout layers of 240 units with 5 pieces, dropout.
+    The paper's MNIST discriminator: two maxout layers of 240 units with 5 pieces; dropout keeps inputs
+    with probability 0.8 and hidden units with probability 0.5.
     """
 
     def __init__(self, channels: int = 1, image_size: int = 28, hidden: Sequence[int] = (240, 240),
-                 pieces: int = 5, dropout: float = 0.5, num_classes: int = 0) -> None:
+                 pieces: int = 5, dropout: float = 0.5, input_dropout: float = 0.2, num_classes: int = 0) -> None:
         super().__init__()
         self.num_classes = num_classes
         layers: list[nn.Module] = []
         width = channels * image_size * image_size + num_classes
-        for units in hidden:
-            layers += [nn.Dropout(dropout), Maxout(width, units, pieces)]
+        for i, units in enumerate(hidden):
+            layers += [nn.Dropout(input_dropout if i == 0 else dropout), Maxout(width, units, pieces)]
             width = units
         layers += [nn.Dropout(dropout), nn.Linear(width, 1)]
         self.net = nn.Sequential(*layers)

@@ -1,0 +1,151 @@
+"""The commands as a user runs them: sweeps, DDP, sampling, bad inputs, and the installed package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from gan_cli.runner import train
+from tests.conftest import QUICK, SMALL, compose_train, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [*QUICK, "logger=none"]
+NO_DATA = [o for o in TINY if not o.startswith("data")]  # for runs that pick their own data=
+
+
+def said(result: subprocess.CompletedProcess) -> str:
+    """What the command printed on stderr, with line wrapping undone."""
+    return " ".join(result.stderr.split())
+
+
+def no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Checkpoints of a tiny dcgan and a tiny cgan, trained in-process."""
+    paths = {}
+    for model in ("dcgan", "cgan"):
+        run = tmp_path_factory.mktemp(model)
+        train(compose_train(run, [*TINY, *SMALL[model], f"model={model}"]))
+        paths[model] = run / "checkpoints" / "last.ckpt"
+    return paths
+
+
+@pytest.mark.slow
+def test_multirun_sweep_runs_each_job_in_its_own_folder(tmp_path):
+    result = run_cli(["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *TINY, *SMALL["dcgan"],
+                      "model.lr=1e-4,2e-4", "loss=lsgan,hinge", "optimized_metric=train/g_loss"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p.parent.parent for p in (tmp_path / "sweep").glob("*/checkpoints/last.ckpt"))
+    assert len(jobs) == 4
+    overrides = {(p / ".hydra" / "overrides.yaml").read_text() for p in jobs}
+    assert len(overrides) == 4 and all("loss=" in o and "model.lr=" in o for o in overrides)
+    assert (tmp_path / "sweep" / "multirun.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tmp_path):
+    result = run_cli(["strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY, *SMALL["dcgan"],
+                      f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "distributed_backend=gloo" in output and "All distributed processes registered" in output
+    assert "MEMBER: 2/2" in output
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    # 64 images over 2 processes at batch 16: 2 batches per process per epoch
+    assert checkpoint["gan_cli"]["d_updates"] == 2
+    assert list(tmp_path.glob("outputs")) == []  # the second rank wrote into the same run folder
+
+
+@pytest.mark.slow
+def test_sample_writes_a_grid_or_one_file_per_sample(tmp_path, checkpoints):
+    grid = run_cli([f"ckpt_path={checkpoints['dcgan']}", "num_samples=16", "output=grid.png"], tmp_path,
+                   module="gan-sample")
+    assert grid.returncode == 0, grid.stderr[-3000:]
+    with Image.open(tmp_path / "grid.png") as image:
+        assert image.size == (8 * 34 + 2, 2 * 34 + 2)  # 8 per row, 32 px images, 2 px padding
+    folder = run_cli([f"ckpt_path={checkpoints['dcgan']}", "num_samples=5", "output=each/"], tmp_path,
+                     module="gan-sample")
+    assert folder.returncode == 0, folder.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "each").iterdir()) == [f"{i:06d}.png" for i in range(5)]
+    labelled = run_cli([f"ckpt_path={checkpoints['cgan']}", "num_samples=8", "label=3", "output=three.png"],
+                       tmp_path, module="gan-sample")
+    assert labelled.returncode == 0 and (tmp_path / "three.png").is_file()
+    for args in (["label=12"], []):
+        bad = run_cli([f"ckpt_path={checkpoints['cgan' if args else 'dcgan']}", "label=12" if args else "label=1"],
+                      tmp_path, module="gan-sample")
+        assert bad.returncode == 1
+        assert "label" in said(bad)
+        no_traceback(bad)
+
+
+def test_sample_in_process_draws_the_requested_label(checkpoints):
+    from gan_cli.checkpoint import load_model
+
+    model, config = load_model(checkpoints["cgan"])
+    assert config["model"]["_target_"] == "gan_cli.models.gan.GAN"
+    torch.manual_seed(0)
+    a = model.sample(4, torch.full((4,), 2))
+    torch.manual_seed(0)
+    b = model.sample(4, torch.full((4,), 7))
+    assert a.shape == (4, 1, 32, 32) and not torch.allclose(a, b)
+
+
+@pytest.mark.slow
+def test_bad_inputs_get_a_clear_error_and_lose_nothing(tmp_path, checkpoints):
+    missing = run_cli([*NO_DATA, "data=image_folder", f"data.root={tmp_path / 'nowhere'}"], tmp_path)
+    assert missing.returncode == 1 and str(tmp_path / "nowhere") in said(missing) and "data.root" in said(missing)
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(15):
+        Image.new("RGB", (40, 40), (i * 10, 0, 0)).save(images / f"ok{i:02d}.png")
+    (images / "broken.png").write_bytes(b"this is not a png")
+    corrupt = run_cli([*NO_DATA, *SMALL["dcgan"], "data=image_folder", f"data.root={images}", "data.num_workers=0",
+                       "data.image_size=32", "data.batch_size=16"], tmp_path)
+    assert corrupt.returncode == 1 and "broken.png" in said(corrupt)
+
+    no_ckpt = run_cli([*TINY, f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path)
+    assert no_ckpt.returncode == 1 and "missing.ckpt" in said(no_ckpt)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x00not a checkpoint")
+    not_ckpt = run_cli([*TINY, f"ckpt_path={garbage}"], tmp_path)
+    assert not_ckpt.returncode == 1 and "not a readable gan-cli checkpoint" in said(not_ckpt)
+    before = checkpoints["dcgan"].read_bytes()
+    other_model = run_cli([*TINY, *SMALL["gan"], "model=gan", f"ckpt_path={checkpoints['dcgan']}"], tmp_path)
+    assert other_model.returncode == 1 and "different model" in said(other_model)
+    assert checkpoints["dcgan"].read_bytes() == before
+    sample_missing = run_cli([f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path, module="gan-sample")
+    assert sample_missing.returncode == 1 and "missing.ckpt" in said(sample_missing)
+    for result in (missing, corrupt, no_ckpt, not_ckpt, other_model, sample_missing):
+        no_traceback(result)
+
+
+@pytest.mark.slow
+def test_non_finite_loss_through_the_cli(tmp_path):
+    result = run_cli([*TINY, *SMALL["gan"], "model=gan", "trainer.max_epochs=2",
+                      "+callbacks.poison._target_=tests.helpers.PoisonWeights", "+callbacks.poison.at_batch=5",
+                      f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env={"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1
+    assert "non-finite" in said(result) and "step 5" in said(result)
+    no_traceback(result)
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_configs(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("gan_cli-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"gan_cli/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
+    assert shipped and shipped <= names
+    assert "gan_cli/conf/train.yaml" in names and "gan_cli/conf/model/dcgan.yaml" in names
