@@ -19,12 +19,7 @@ from gan_cli.data.sources import FakeImages, ImageFolder, MNIST5k, torchvision_d
 from gan_cli.errors import UserError, user_message
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -41,13 +41,7 @@ def softplus(x: float) -> float:
     return math.log1p(math.exp(x))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks train several times faster on one thread (and do not fight other jobs for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from gan_cli.errors import NonFiniteLossError
 from gan_cli.runner import build, metric_value, train
 from tests.conftest import QUICK, SMALL
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 MODELS = ["gan", "dcgan", "cgan"]
 LOSSES = ["minimax", "nonsaturating", "lsgan", "wgan", "wgan_gp", "hinge"]
 
