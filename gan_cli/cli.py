@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,7 +13,6 @@ from omegaconf import DictConfig
 from gan_cli.errors import UserError, user_message
 from gan_cli.schemas import register_schemas
 
-log = logging.getLogger("gan_cli")
 register_schemas()
 
 
