@@ -48,3 +48,13 @@ def sample_main(cfg: DictConfig) -> None:
         _fail(error)
 
 
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="translate")
+def translate_main(cfg: DictConfig) -> None:
+    """gan-translate: translate a folder of images with a pix2pix or CycleGAN checkpoint."""
+    from gan_cli.translating import translate
+
+    try:
+        translate(cfg)
+    except (UserError, InstantiationException) as error:
+        _fail(error)

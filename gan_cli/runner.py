@@ -107,8 +107,9 @@ def report(trainer: pl.Trainer) -> None:
     if ckpts:
         last = run / "checkpoints" / "last.ckpt"
         lines.append(f"  checkpoints:  {run / 'checkpoints'}  (resume: ckpt_path={last if last.exists() else ckpts[-1]})")
-    if (run / "samples").is_dir():
-        lines.append(f"  sample grids: {run / 'samples'}  (latest: samples_latest.png)")
+    latest = sorted(p.name for p in (run / "samples").glob("*_latest.png"))
+    if latest:
+        lines.append(f"  sample grids: {run / 'samples'}  (latest: {', '.join(latest)})")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             lines.append(f"  TensorBoard:  tensorboard --logdir {Path(logger.log_dir).resolve()}")

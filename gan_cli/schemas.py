@@ -21,9 +21,10 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import ConfigKeyError, InterpolationKeyError, OmegaConfBaseException, ValidationError
 
 from gan_cli.errors import UserError
+from gan_cli.resolvers import register_resolvers
 
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -54,10 +55,23 @@ class SampleConfig:
     device: str = "cpu"
 
 
+@dataclass
+class TranslateConfig:
+    ckpt_path: str = MISSING
+    input: str = MISSING
+    output: str = MISSING
+    direction: str = "AtoB"
+    inference: Optional[str] = None
+    device: str = "cpu"
+
+
 def register_schemas() -> None:
+    """Store the command schemas and register the config resolvers (before any config is composed)."""
+    register_resolvers()
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)
+    store.store(name="translate_schema", node=TranslateConfig)
 
 
 # --- `_target_` nodes ----------------------------------------------------------------------------
@@ -65,6 +79,13 @@ def validate_targets(cfg: DictConfig) -> None:
     """Check every `_target_` node of `cfg` against its target's signature; raise UserError on a mistake."""
     try:
         container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except InterpolationKeyError as err:
+        key = getattr(err, "full_key", None) or "?"
+        raise UserError(
+            f"The config value {key} refers to a key this config does not have ({_first_line(err)}). The chosen "
+            "groups probably do not fit together: e.g. model=cyclegan and model=pix2pix need image-pair data "
+            "(data=horse2zebra, data=facades, data=unpaired_folder, ...), the other models single images."
+        ) from err
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         raise UserError(

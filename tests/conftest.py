@@ -22,10 +22,49 @@ SMALL = {
     "gan": ["model.generator.hidden=[32]", "model.discriminator.hidden=[16]"],
     "cgan": ["model.generator.hidden=[32]", "model.discriminator.hidden=[16]"],
     "dcgan": ["model.generator.ngf=4", "model.discriminator.ndf=4"],
+    "cyclegan": ["model.generator.ngf=4", "model.generator.n_blocks=1", "model.discriminator.ndf=4"],
+    "pix2pix": ["model.generator.ngf=4", "model.discriminator.ndf=4"],
 }
 #: a quick CPU run on the synthetic data
 QUICK = ["data=fake", "data.dataset.size=64", "data.batch_size=16", "trainer=cpu", "trainer.max_epochs=1",
          "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
+
+#: the data layout each translation model trains on
+LAYOUT = {"cyclegan": "unpaired", "pix2pix": "paired"}
+
+
+def translation_quick(model: str, folders: dict[str, Path]) -> list[str]:
+    """A quick CPU run of a translation model on the tiny folders of the `image_pairs` fixture (3 batches)."""
+    layout = LAYOUT[model]
+    return [f"model={model}", *SMALL[model], f"data={layout}_folder", f"data.root={folders[layout]}",
+            "data.crop_size=32", "data.batch_size=2", "data.num_workers=0", "trainer=cpu", "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
+
+
+def write_image_pairs(root: Path, count: int = 6, size: int = 40) -> dict[str, Path]:
+    """Tiny datasets in both layouts: unpaired trainA/ trainB/ testA/ testB/, and paired train/ test/ with
+    A and B side by side (B is A with inverted colours)."""
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    unpaired, paired = root / "unpaired", root / "paired"
+    for split in ("train", "test"):
+        (paired / split).mkdir(parents=True)
+        for i in range(count):
+            a = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([a, 255 - a], axis=1)).save(paired / split / f"{i}.png")
+        for domain in "AB":
+            (unpaired / f"{split}{domain}").mkdir(parents=True)
+            for i in range(count):
+                image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(image).save(unpaired / f"{split}{domain}" / f"{domain.lower()}{i}.png")
+    return {"unpaired": unpaired, "paired": paired}
+
+
+@pytest.fixture(scope="session")
+def image_pairs(tmp_path_factory) -> dict[str, Path]:
+    return write_image_pairs(tmp_path_factory.mktemp("image_pairs"))
 
 
 def compose_train(output_dir: Path, overrides: list[str], config_name: str = "train") -> DictConfig:

@@ -87,14 +87,25 @@ def test_non_saturating_g_loss_hand_values():
 
 
 def test_least_squares_losses_hand_values():
+    # the CycleGAN paper's form: plain mean squared errors to the targets 1 (real) and 0 (fake)
     assert least_squares_d_loss(t(1.0, 1.0), t(0.0, 0.0)).item() == 0.0
-    # 1/2 * mean((0-1)^2, (2-1)^2) + 1/2 * mean(1^2, (-1)^2) = 1/2 + 1/2
-    assert least_squares_d_loss(t(0.0, 2.0), t(1.0, -1.0)).item() == pytest.approx(1.0)
-    assert least_squares_d_loss(t(3.0), t(2.0)).item() == pytest.approx(0.5 * 4 + 0.5 * 4)
-    assert least_squares_d_loss(t(0.5), t(0.5)).item() == pytest.approx(0.5 * 0.25 + 0.5 * 0.25)
+    # mean((0-1)^2, (2-1)^2) + mean(1^2, (-1)^2) = 1 + 1
+    assert least_squares_d_loss(t(0.0, 2.0), t(1.0, -1.0)).item() == pytest.approx(2.0)
+    assert least_squares_d_loss(t(3.0), t(2.0)).item() == pytest.approx(4 + 4)
+    assert least_squares_d_loss(t(0.5), t(0.5)).item() == pytest.approx(0.25 + 0.25)
     assert least_squares_g_loss(t(1.0, 1.0)).item() == 0.0
-    assert least_squares_g_loss(t(3.0, -1.0)).item() == pytest.approx(2.0)
-    assert least_squares_g_loss(t(0.0)).item() == pytest.approx(0.5)
+    assert least_squares_g_loss(t(3.0, -1.0)).item() == pytest.approx(4.0)
+    assert least_squares_g_loss(t(0.0)).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("loss", [MinimaxLoss(), NonSaturatingLoss(), LeastSquaresLoss(), WassersteinLoss(),
+                                  WassersteinGPLoss(), HingeLoss()], ids=lambda loss: type(loss).__name__)
+def test_d_loss_is_the_sum_of_its_real_and_fake_terms(loss):
+    real, fake = t(-0.5, -1.2, 0.2), t(0.4, 0.8, 0.1)
+    assert loss.d_loss(real, fake).item() == pytest.approx(loss.d_real_loss(real).item() + loss.d_fake_loss(fake).item())
+    # D pays less when it scores reals higher and fakes lower (from scores on the wrong side of its targets)
+    assert loss.d_real_loss(real + 0.1).item() < loss.d_real_loss(real).item()
+    assert loss.d_fake_loss(fake - 0.1).item() < loss.d_fake_loss(fake).item()
 
 
 def test_wasserstein_losses_hand_values():

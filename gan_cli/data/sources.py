@@ -94,6 +94,18 @@ def torchvision_dataset(name: str, root: str, split: str = "train", transform: T
         ) from err
 
 
+def open_rgb(path: Path) -> Image.Image:
+    """An image file as an RGB PIL image; a UserError naming the file if it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise UserError(
+            f"The image file {path} cannot be read ({err}). It is corrupt or not an image: delete or "
+            "replace it and run again (add ckpt_path=.../checkpoints/last.ckpt to continue the run)."
+        ) from err
+
+
 class ImageFolder(Dataset):
     """Every image file under `root`, at any depth (e.g. CelebA's img_align_celeba/ or a folder of flags).
 
@@ -129,15 +141,7 @@ class ImageFolder(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int):
-        path = self.files[index]
-        try:
-            with Image.open(path) as img:
-                image = img.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            raise UserError(
-                f"The image file {path} cannot be read ({err}). It is corrupt or not an image: delete or "
-                "replace it and run again (add ckpt_path=.../checkpoints/last.ckpt to continue the run)."
-            ) from err
+        image = open_rgb(self.files[index])
         return (self.transform(image) if self.transform else image), self.labels[index]
 
 

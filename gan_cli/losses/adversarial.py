@@ -17,48 +17,88 @@ from torch import Tensor, nn
 from gan_cli.losses.penalties import clip_weights_, gradient_penalty
 
 
+# --- the terms: what D pays on real images, what it pays on fakes, what G pays ------------------------
+def bce_real_loss(real_logits: Tensor) -> Tensor:
+    """-E[log D(x)]: the real-image half of the negated value function V(D, G) of Goodfellow et al."""
+    return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+
+
+def bce_fake_loss(fake_logits: Tensor) -> Tensor:
+    """-E[log(1 - D(G(z)))]: the fake-image half of -V(D, G)."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
 def bce_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """-(E[log D(x)] + E[log(1 - D(G(z)))]): the negated value function V(D, G) of Goodfellow et al."""
-    return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
-        F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return bce_real_loss(real_logits) + bce_fake_loss(fake_logits)
 
 
 def saturating_g_loss(fake_logits: Tensor) -> Tensor:
     """E[log(1 - D(G(z)))], minimised by G: the minimax game as written in the paper."""
-    return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return -bce_fake_loss(fake_logits)
 
 
 def non_saturating_g_loss(fake_logits: Tensor) -> Tensor:
     """-E[log D(G(z))]: the heuristic of Goodfellow et al. with stronger gradients early in training."""
-    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    return bce_real_loss(fake_logits)
+
+
+# Least squares (Mao et al. 2017, a=0, b=1, c=1) in the form of the CycleGAN paper and the reference code:
+# plain mean squared errors. Mao et al. halve every term; that constant changes nothing under Adam, while
+# the unhalved form keeps the weights of the translation models (cycle lambda 10) as their papers mean them.
+def least_squares_real_loss(real_scores: Tensor) -> Tensor:
+    """E[(D(x) - 1)^2]."""
+    return ((real_scores - 1) ** 2).mean()
+
+
+def least_squares_fake_loss(fake_scores: Tensor) -> Tensor:
+    """E[D(G(z))^2]."""
+    return (fake_scores**2).mean()
 
 
 def least_squares_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """LSGAN (Mao et al. 2017), a=0, b=1: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
-    return 0.5 * ((real_scores - 1) ** 2).mean() + 0.5 * (fake_scores**2).mean()
+    """E[(D(x) - 1)^2] + E[D(G(z))^2]."""
+    return least_squares_real_loss(real_scores) + least_squares_fake_loss(fake_scores)
 
 
 def least_squares_g_loss(fake_scores: Tensor) -> Tensor:
-    """LSGAN, c=1: 1/2 E[(D(G(z)) - 1)^2]."""
-    return 0.5 * ((fake_scores - 1) ** 2).mean()
+    """E[(D(G(z)) - 1)^2]."""
+    return least_squares_real_loss(fake_scores)
+
+
+def wasserstein_real_loss(real_scores: Tensor) -> Tensor:
+    return -real_scores.mean()
+
+
+def wasserstein_fake_loss(fake_scores: Tensor) -> Tensor:
+    return fake_scores.mean()
 
 
 def wasserstein_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """The critic maximises E[D(x)] - E[D(G(z))], an estimate of the Wasserstein-1 distance."""
-    return fake_scores.mean() - real_scores.mean()
+    return wasserstein_real_loss(real_scores) + wasserstein_fake_loss(fake_scores)
 
 
 def wasserstein_g_loss(fake_scores: Tensor) -> Tensor:
     return -fake_scores.mean()
 
 
+def hinge_real_loss(real_scores: Tensor) -> Tensor:
+    return F.relu(1 - real_scores).mean()
+
+
+def hinge_fake_loss(fake_scores: Tensor) -> Tensor:
+    return F.relu(1 + fake_scores).mean()
+
+
 def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
-    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+    return hinge_real_loss(real_scores) + hinge_fake_loss(fake_scores)
 
 
 class AdversarialLoss(nn.Module):
-    """Base objective. Subclasses define `d_loss` and `g_loss`; penalties and post-step hooks are optional."""
+    """Base objective. Subclasses define D's two terms (`d_real_loss`, `d_fake_loss`) and `g_loss`; penalties
+    and post-step hooks are optional. D's loss is the sum of its two terms."""
 
     #: whether sigmoid(score) is the probability "real" (so D(x) can be logged as a probability)
     probabilistic = False
@@ -69,8 +109,16 @@ class AdversarialLoss(nn.Module):
             raise ValueError(f"d_steps must be >= 1, got {d_steps}")
         self.d_steps = d_steps
 
-    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    def d_real_loss(self, real_scores: Tensor) -> Tensor:
+        """What D pays on real images."""
         raise NotImplementedError
+
+    def d_fake_loss(self, fake_scores: Tensor) -> Tensor:
+        """What D pays on generated images."""
+        raise NotImplementedError
+
+    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        return self.d_real_loss(real_scores) + self.d_fake_loss(fake_scores)
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         raise NotImplementedError
@@ -92,8 +140,11 @@ class MinimaxLoss(AdversarialLoss):
 
     probabilistic = True
 
-    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return bce_d_loss(real_scores, fake_scores)
+    def d_real_loss(self, real_scores: Tensor) -> Tensor:
+        return bce_real_loss(real_scores)
+
+    def d_fake_loss(self, fake_scores: Tensor) -> Tensor:
+        return bce_fake_loss(fake_scores)
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return saturating_g_loss(fake_scores)
@@ -109,8 +160,11 @@ class NonSaturatingLoss(MinimaxLoss):
 class LeastSquaresLoss(AdversarialLoss):
     """Mao et al. 2017, "Least Squares Generative Adversarial Networks"."""
 
-    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return least_squares_d_loss(real_scores, fake_scores)
+    def d_real_loss(self, real_scores: Tensor) -> Tensor:
+        return least_squares_real_loss(real_scores)
+
+    def d_fake_loss(self, fake_scores: Tensor) -> Tensor:
+        return least_squares_fake_loss(fake_scores)
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return least_squares_g_loss(fake_scores)
@@ -123,8 +177,11 @@ class WassersteinLoss(AdversarialLoss):
         super().__init__(d_steps)
         self.clip_value = clip_value
 
-    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return wasserstein_d_loss(real_scores, fake_scores)
+    def d_real_loss(self, real_scores: Tensor) -> Tensor:
+        return wasserstein_real_loss(real_scores)
+
+    def d_fake_loss(self, fake_scores: Tensor) -> Tensor:
+        return wasserstein_fake_loss(fake_scores)
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return wasserstein_g_loss(fake_scores)
@@ -140,8 +197,11 @@ class WassersteinGPLoss(AdversarialLoss):
         super().__init__(d_steps)
         self.gp_weight = gp_weight
 
-    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return wasserstein_d_loss(real_scores, fake_scores)
+    def d_real_loss(self, real_scores: Tensor) -> Tensor:
+        return wasserstein_real_loss(real_scores)
+
+    def d_fake_loss(self, fake_scores: Tensor) -> Tensor:
+        return wasserstein_fake_loss(fake_scores)
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return wasserstein_g_loss(fake_scores)
@@ -153,8 +213,11 @@ class WassersteinGPLoss(AdversarialLoss):
 class HingeLoss(AdversarialLoss):
     """The hinge version of the adversarial loss (Lim & Ye 2017, Miyato et al. 2018)."""
 
-    def d_loss(self, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-        return hinge_d_loss(real_scores, fake_scores)
+    def d_real_loss(self, real_scores: Tensor) -> Tensor:
+        return hinge_real_loss(real_scores)
+
+    def d_fake_loss(self, fake_scores: Tensor) -> Tensor:
+        return hinge_fake_loss(fake_scores)
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return wasserstein_g_loss(fake_scores)

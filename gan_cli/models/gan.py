@@ -16,10 +16,11 @@ from torch.optim import Optimizer
 
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
-from gan_cli.models.base import GenerativeModule, grad_norm
+from gan_cli.models.adversarial import AdversarialModule
+from gan_cli.models.base import grad_norm
 
 
-class GAN(GenerativeModule):
+class GAN(AdversarialModule):
     """A generator G(z[, y]) and a discriminator D(x[, y]) trained against each other.
 
     The networks are conditional when the generator has `num_classes` > 0: the label of each real
@@ -29,9 +30,8 @@ class GAN(GenerativeModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
                  optimizer: Callable[..., Optimizer], lr: float = 2e-4, g_lr: float | None = None,
                  d_lr: float | None = None, num_samples: int = 64, conditional: bool = False) -> None:
-        super().__init__()
-        self.automatic_optimization = False
-        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        super().__init__(loss)
+        self.generator, self.discriminator = generator, discriminator
         self.optimizer = optimizer
         self.g_lr, self.d_lr = g_lr or lr, d_lr or lr
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])
@@ -43,7 +43,6 @@ class GAN(GenerativeModule):
                 "data (data=mnist_5k, mnist, fashion_mnist, cifar10), or data=image_folder with "
                 "data.dataset.labels_from_subfolders=true data.num_classes=N."
             )
-        self.d_updates = 0  # discriminator updates so far: decides when G is updated (saved in checkpoints)
         # Fixed noise for the logged sample grid; for a conditional model row r is all label r.
         per_row = 8
         if self.num_classes:
@@ -92,9 +91,9 @@ class GAN(GenerativeModule):
         labels = batch["label"] if self.num_classes else None
         opt_g, opt_d = self.optimizers()
         details = self.should_log_details()
+        generator_due = self.generator_due()
         logs = self.discriminator_step(real, labels, opt_d, details)
-        self.d_updates += 1
-        if self.d_updates % self.loss.d_steps == 0:
+        if generator_due:
             logs |= self.generator_step(real.size(0), labels, opt_g, details)
         if details:  # logging every step would cost time for values Lightning does not write
             logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
@@ -107,11 +106,8 @@ class GAN(GenerativeModule):
         """Ascend V(D, G) on a minibatch of real images and a minibatch of fakes."""
         with torch.no_grad():
             fake = self.generator(self.sample_noise(real.size(0)), labels)
-        real_scores = self.discriminator(real, labels)
-        fake_scores = self.discriminator(fake, labels)
-        d_loss = self.loss.d_loss(real_scores, fake_scores)
-        penalty = self.loss.d_penalty(lambda x: self.discriminator(x, labels), real, fake)
-        total = d_loss if penalty is None else d_loss + penalty
+        terms, real_scores, fake_scores = self.discriminator_terms(lambda x: self.discriminator(x, labels), real, fake)
+        total = sum(terms.values())
         self.track_finite("d_loss", total)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(total)
@@ -120,10 +116,10 @@ class GAN(GenerativeModule):
             logs["train/grad_norm_D"] = grad_norm(self.discriminator)
             logs["train/D_x"] = self.loss.score(real_scores.detach()).mean()
             logs["train/D_G_z"] = self.loss.score(fake_scores.detach()).mean()
-            if penalty is not None:
-                logs["train/d_penalty"] = penalty.detach()
+            if "penalty" in terms:
+                logs["train/d_penalty"] = terms["penalty"].detach()
         opt_d.step()
-        self.loss.after_d_step(self.discriminator)
+        self.discriminator_updated(self.discriminator)
         return logs
 
     def generator_step(self, n: int, labels: Tensor | None, opt_g, details: bool) -> dict:
@@ -139,12 +135,3 @@ class GAN(GenerativeModule):
                 logs["train/grad_norm_G"] = grad_norm(self.generator)
             opt_g.step()
         return logs
-
-    # --- resume ------------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["gan_cli"]["d_updates"] = self.d_updates
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.d_updates = checkpoint.get("gan_cli", {}).get("d_updates", 0)

@@ -1,6 +1,12 @@
 """Plain nn.Modules: usable without Lightning or Hydra."""
 
 from gan_cli.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_cli.nets.image_pool import ImagePool
 from gan_cli.nets.mlp import MLPDiscriminator, MLPGenerator
+from gan_cli.nets.patchgan import PatchGANDiscriminator
+from gan_cli.nets.resnet import ResnetGenerator
+from gan_cli.nets.schedules import LinearDecay
+from gan_cli.nets.unet import UnetGenerator
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator"]
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "ImagePool", "LinearDecay", "MLPDiscriminator", "MLPGenerator",
+           "PatchGANDiscriminator", "ResnetGenerator", "UnetGenerator"]
