@@ -16,6 +16,9 @@ from gan_cli.visuals import save_each, to_grid
 
 def sample(cfg: DictConfig) -> Path:
     model, run_config = load_model(cfg.ckpt_path)
+    if not hasattr(model, "sample"):
+        raise UserError(f"This checkpoint holds {type(model).__name__}, which translates images rather than "
+                        "drawing them from noise: use gan-translate ckpt_path=... input=FOLDER output=FOLDER.")
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, verbose=False)
     model.to(cfg.device)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from gan_cli.runner import train
-from tests.conftest import QUICK, SMALL, compose_train, run_cli
+from tests.conftest import QUICK, SMALL, compose_train, run_cli, translation_quick
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [*QUICK, "logger=none"]
@@ -49,6 +49,24 @@ def test_multirun_sweep_runs_each_job_in_its_own_folder(tmp_path):
     overrides = {(p / ".hydra" / "overrides.yaml").read_text() for p in jobs}
     assert len(overrides) == 4 and all("loss=" in o and "model.lr=" in o for o in overrides)
     assert (tmp_path / "sweep" / "multirun.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_cyclegan_sweep_and_ddp(tmp_path, image_pairs):
+    quick = [*translation_quick("cyclegan", image_pairs), "logger=none", "data.batch_size=1"]
+    sweep = run_cli(["-m", f"hydra.sweep.dir={tmp_path / 'sweep'}", *quick, "model.lambda_identity=0,0.5",
+                     "optimized_metric=train/cycle_A"], tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    assert len(list((tmp_path / "sweep").glob("*/checkpoints/last.ckpt"))) == 2
+    # DDP: the discriminators are frozen during the generators' update (unused parameters)
+    ddp = run_cli(["strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *quick,
+                   f"hydra.run.dir={tmp_path / 'ddp'}"], tmp_path)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "MEMBER: 2/2" in ddp.stdout + ddp.stderr
+    checkpoint = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
+    # 6 image pairs over 2 processes at batch 1: 3 batches per process, so 3 fakes in each pool
+    assert checkpoint["gan_cli"]["d_updates"] == 3
+    assert len(checkpoint["gan_cli"]["pools"]["fake_A"]["images"]) == 3
 
 
 @pytest.mark.slow

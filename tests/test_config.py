@@ -115,5 +115,7 @@ def test_cli_help_lists_groups_and_cfg_job_prints_the_config(tmp_path):
     assert job.returncode == 0
     assert "gan_cli.models.gan.GAN" in job.stdout and "gan_cli.losses.HingeLoss" in job.stdout
     assert "num_classes: ${data.num_classes}" in job.stdout
+    for command in ("gan-sample", "gan-translate"):
+        assert f"Usage: {command} ckpt_path=PATH" in run_cli(["--help"], tmp_path, module=command).stdout
     info = run_cli(["--info", "searchpath"], tmp_path, module="gan-train")
     assert "pkg://gan_cli.conf" in info.stdout

@@ -15,6 +15,7 @@ from gan_cli.errors import UserError
 from gan_cli.models.translation import translate_images
 from gan_cli.nets import PatchGANDiscriminator, ResnetGenerator
 from gan_cli.runner import train
+from gan_cli.sampling import sample
 from gan_cli.translating import load_generator, translate
 from tests.conftest import QUICK, SMALL, compose_train, run_cli, translation_quick
 
@@ -99,6 +100,8 @@ def test_pix2pix_translates_the_direction_it_learned(tmp_path, checkpoints, phot
 
 def test_bad_inputs_are_named_and_good_images_are_still_translated(tmp_path, checkpoints, photos):
     ckpt = str(checkpoints["cyclegan"])
+    with pytest.raises(UserError, match="use gan-translate"):
+        sample(OmegaConf.create({"ckpt_path": ckpt, "seed": 0, "device": "cpu", "num_samples": 4}))
     with pytest.raises(UserError, match="needs an image-to-image model"):
         translate(cfg(ckpt_path=str(checkpoints["dcgan"]), input=str(photos), output=str(tmp_path / "o")))
     with pytest.raises(UserError, match="would overwrite the originals"):

@@ -202,3 +202,18 @@ def test_defaults_follow_the_papers(make_cfg):
     assert p2p.data.dataset.name == "facades" and p2p.data.direction == "BtoA"
     assert p2p.model.lambda_L1 == 100 and p2p.model.generator.num_downs == 8 and p2p.model.discriminator.channels == 6
     assert make_cfg("model=pix2pix", "data=maps", "loss=lsgan").loss._target_.endswith("LeastSquaresLoss")
+
+
+def test_paper_inference_keeps_dropout_and_leaves_batch_norm_statistics_alone():
+    from gan_cli.models.translation import translate_images
+    from gan_cli.nets import UnetGenerator
+
+    generator = UnetGenerator(channels=3, num_downs=6, ngf=4).train()  # one block with dropout
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    x = torch.rand(1, 3, 40, 28) * 2 - 1  # padded to 64 x 64 for the 6-level U-Net, cropped back
+    first, second = translate_images(generator, x, "paper"), translate_images(generator, x, "paper")
+    assert first.shape == x.shape
+    assert not torch.equal(first, second)  # dropout is the noise at test time (Isola et al.)
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())  # running stats untouched
+    assert generator.training
+    assert torch.equal(translate_images(generator, x, "eval"), translate_images(generator, x, "eval"))
