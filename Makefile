@@ -4,10 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install train test bench clean clean-runs
+.PHONY: help install train test bench bench-translation clean clean-runs
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP) ## run the test suite
 
 bench: $(STAMP) ## training throughput through gan-train vs a plain PyTorch loop
 	$(BIN)/python benchmarks/throughput.py $(ARGS)
+
+bench-translation: $(STAMP) ## learning check: CycleGAN and pix2pix error to a known true mapping, before vs after training (ARGS="--quick")
+	$(BIN)/python benchmarks/translation_learning.py $(ARGS)
 
 clean-runs: ## delete the run folders in outputs/
 	rm -rf outputs
