@@ -39,16 +39,21 @@ Both sides time the same steady state: N whole batches, from the start of batch 
 batches) to the start of batch W+N (a callback's on_train_batch_start for gan-train), so start-up
 (imports, config composition, building, the first batches) and end-of-epoch work (checkpoint, sample
 grid, learning-rate schedules) are outside the timed window. The epoch holds exactly W+N+1 batches
-(data.dataset.size, or the number of images written, is set to that many batches), so no epoch boundary
-falls inside it. Log steps (trainer.log_every_n_steps, 50 by default) fall inside the window in their
+(data.dataset.size for data=fake; as many images written for the folders), so no epoch boundary falls
+inside it. Log steps (trainer.log_every_n_steps, 50 by default) fall inside the window in their
 natural proportion for the MLP GAN (N is a multiple of 50); for the MLP GAN the first log step (which
 pays one-time set-up) is a warm-up batch. The other models' windows hold no log step: their epochs are
-shorter than 50 batches (a log step costs a few gradient norms, which is small next to a translation
-model's seconds per batch on a CPU). Just before each window both sides run gc.collect(), so the full
-collection of the objects left by start-up does not land in one side's window (see `settle`).
+shorter than 50 batches (a log step costs a few gradient norms, small next to a translation model's
+0.7 to 2 s a batch on a CPU). Just before each window both sides run gc.collect(), so the full
+collection of the objects left by start-up does not land in one side's window (see `settle`), and the
+whole run uses fixed malloc thresholds, so that page faults do not depend on which side ran before
+(see `steady_allocator`).
 
-The translation models take seconds per image on a CPU, so their windows are short (TIMED_TEXT) and a
-full run (all four models) takes about RUNTIME_TEXT on a 2-core CPU; --models picks a subset.
+On a 2-core CPU a batch (one image) takes about 2.1 s for CycleGAN-128 and 0.7 s for pix2pix-256, so
+their windows are 10 and 20 batches after 2 warm-up batches, 3 repeats per side: a full run of all four
+models takes about 9 minutes there (DCGAN-64 about 2, the MLP GAN 2, CycleGAN 3, pix2pix 2), and
+`--quick --models cyclegan,pix2pix` under a minute. --models picks a subset. Other busy processes slow
+the translation models far more than their share of the CPU (several times, at batch 1).
 
 Measurements are repeated (a and b alternating, the order flipped every repeat) and the median is
 reported, with the spread of the repeats: on a small shared machine the spread is often larger than
