@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install train test bench bench-translation clean clean-runs
+.PHONY: help install train test bench bench-translation bench-quality clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ bench: $(STAMP) ## training throughput through gan-train vs a plain PyTorch loop
 
 bench-translation: $(STAMP) ## learning check: CycleGAN and pix2pix error to a known true mapping, before vs after training (ARGS="--quick")
 	$(BIN)/python benchmarks/translation_learning.py $(ARGS)
+
+bench-quality: $(STAMP) ## sample quality: cgan/dcgan on mnist_5k judged by the offline digit classifier (minutes; ARGS="--quick")
+	$(BIN)/python benchmarks/quality.py $(ARGS)
 
 clean-runs: ## delete the run folders in outputs/
 	rm -rf outputs

@@ -5,35 +5,45 @@ from __future__ import annotations
 import sys
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gan_cli.errors import UserError, user_message
 from gan_cli.schemas import register_schemas
+from gan_cli.sweeps import check_metric_is_logged, in_sweep, job_failed, sweep_value
 
 register_schemas()
 
 
 def _fail(error: BaseException) -> None:
-    """Show a user's mistake as one paragraph; in a sweep, the other jobs go on."""
-    print(f"\ngan-cli error: {user_message(error)}\n", file=sys.stderr, flush=True)
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+    """Show a user's mistake as one paragraph; in a sweep, log it as the job's failure and let the other jobs go on."""
+    if in_sweep():
+        job_failed(error, with_traceback=False)
         return
+    print(f"\ngan-cli error: {user_message(error)}\n", file=sys.stderr, flush=True)
     sys.exit(1)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def train_main(cfg: DictConfig) -> float | None:
-    """gan-train: train the model that the config describes."""
+    """gan-train: train the model that the config describes.
+
+    Returns optimized_metric for sweepers. In a sweep, a job that fails for any reason returns None (see
+    gan_cli.sweeps), so the sweep records it as failed and goes on; a single run fails as usual.
+    """
     from gan_cli.runner import metric_value, train  # heavy imports after Hydra has parsed the command line
 
     try:
-        return metric_value(train(cfg), cfg.get("optimized_metric"))
+        check_metric_is_logged(cfg)
+        name = cfg.get("optimized_metric")
+        return sweep_value(metric_value(train(cfg), name), name)
     except (UserError, InstantiationException) as error:
         _fail(error)
-        return float("nan")
+    except Exception as error:
+        if not in_sweep():
+            raise
+        job_failed(error, with_traceback=True)
+    return None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
@@ -56,5 +66,16 @@ def translate_main(cfg: DictConfig) -> None:
 
     try:
         translate(cfg)
+    except (UserError, InstantiationException) as error:
+        _fail(error)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def eval_main(cfg: DictConfig) -> None:
+    """gan-eval: score a checkpoint and record how."""
+    from gan_cli.evaluating import evaluate, report
+
+    try:
+        print(report(*evaluate(cfg)))
     except (UserError, InstantiationException) as error:
         _fail(error)

@@ -17,6 +17,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint
 from gan_cli.errors import UserError
+from gan_cli.hparams_view import write_hparams_view
 from gan_cli.schemas import validate_targets
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     model = instantiate(cfg.model)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
+    if cfg.get("metrics"):
+        from gan_cli.metrics import build_callback  # torchmetrics' image metrics load only when asked for
+
+        callbacks.append(build_callback(cfg.metrics))
     if not cfg.trainer.get("enable_progress_bar", True):  # else Lightning refuses the configured bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
@@ -58,6 +63,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log_config(trainer, cfg)
     with startup_objects_frozen():
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    write_hparams_view(trainer, cfg)
     report(trainer)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 

@@ -11,14 +11,15 @@ from torchvision.utils import save_image
 
 from gan_cli.checkpoint import load_model
 from gan_cli.errors import UserError
+from gan_cli.models.classifier import Classifier
+from gan_cli.models.translation import TranslationModel
 from gan_cli.visuals import save_each, to_grid
 
 
 def sample(cfg: DictConfig) -> Path:
     model, run_config = load_model(cfg.ckpt_path)
     if not hasattr(model, "sample"):
-        raise UserError(f"This checkpoint holds {type(model).__name__}, which translates images rather than "
-                        "drawing them from noise: use gan-translate ckpt_path=... input=FOLDER output=FOLDER.")
+        raise UserError(not_a_sampler(model, cfg.ckpt_path))
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, verbose=False)
     model.to(cfg.device)
@@ -48,3 +49,14 @@ def sample(cfg: DictConfig) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     save_image(to_grid(images, nrow, mean, std), output)
     return output
+
+
+def not_a_sampler(model, ckpt_path: str) -> str:
+    """Why a checkpoint without a `sample` method draws no images, and what to do with it instead."""
+    if isinstance(model, TranslationModel):
+        return (f"This checkpoint holds {type(model).__name__}, which translates images rather than drawing them "
+                "from noise: use gan-translate ckpt_path=... input=FOLDER output=FOLDER.")
+    if isinstance(model, Classifier):
+        return (f"This checkpoint holds a classifier (model=classifier), which labels images rather than drawing "
+                f"them: it has nothing to sample. Its held-out accuracy is reported by gan-eval ckpt_path={ckpt_path}.")
+    return f"This checkpoint holds {type(model).__name__}, which does not draw images from noise."

@@ -30,10 +30,30 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
 @dataclass
+class MetricsConfig:
+    """The `metrics` group (conf/metrics/): what gan_cli.metrics.Evaluator and QualityMetrics take."""
+
+    feature_net: Any = None          # a _target_ node: the network whose features FID and KID use
+    classifier: Any = None           # a _target_ node with logits: label accuracy of conditional models
+    weights_path: Optional[str] = None       # the InceptionV3 weights file (metrics=inception)
+    classifier_ckpt: Optional[str] = None    # a gan-train model=classifier checkpoint (metrics=digits)
+    scores: list[str] = field(default_factory=lambda: ["fid", "kid", "is"])  # IS needs a net with logits
+    every_n_epochs: int = 1          # evaluate during training every N epochs (and after the last); 0: last only
+    num_samples: int = 10000         # generated images per evaluation
+    samples_per_label: int = 100     # per label, for the label accuracy of conditional models
+    batch_size: int = 100
+    reference_split: str = "test"    # the real images the samples are compared with
+    reference_size: Optional[int] = None     # null: the whole split; N: a fixed random N of them
+    kid_subset_size: int = 1000      # capped at the number of samples
+    seed: int = 0                    # of the noise and labels drawn for an evaluation
+
+
+@dataclass
 class TrainConfig:
     model: Any = MISSING
     data: Any = MISSING
     loss: Any = None
+    metrics: Optional[MetricsConfig] = None
     trainer: Any = MISSING
     callbacks: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)
@@ -42,6 +62,7 @@ class TrainConfig:
     seed: Optional[int] = 42
     ckpt_path: Optional[str] = None
     optimized_metric: Optional[str] = None
+    optimized_direction: str = "minimize"
 
 
 @dataclass
@@ -65,6 +86,16 @@ class TranslateConfig:
     device: str = "cpu"
 
 
+@dataclass
+class EvalConfig:
+    ckpt_path: str = MISSING
+    metrics: Optional[MetricsConfig] = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    num_samples: Optional[int] = None
+    output: Optional[str] = None
+    device: str = "cpu"
+
+
 def register_schemas() -> None:
     """Store the command schemas and register the config resolvers (before any config is composed)."""
     register_resolvers()
@@ -72,6 +103,7 @@ def register_schemas() -> None:
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)
     store.store(name="translate_schema", node=TranslateConfig)
+    store.store(name="eval_schema", node=EvalConfig)
 
 
 # --- `_target_` nodes ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ register_schemas()
 #: tiny networks for each model, so a training step takes milliseconds on a CPU
 SMALL = {
     "gan": ["model.generator.hidden=[32]", "model.discriminator.hidden=[16]"],
-    "cgan": ["model.generator.hidden=[32]", "model.discriminator.hidden=[16]"],
+    "cgan": ["model.generator.ngf=4", "model.discriminator.ndf=4"],
     "dcgan": ["model.generator.ngf=4", "model.discriminator.ndf=4"],
     "cyclegan": ["model.generator.ngf=4", "model.generator.n_blocks=1", "model.discriminator.ndf=4"],
     "pix2pix": ["model.generator.ngf=4", "model.discriminator.ndf=4"],
@@ -28,6 +28,11 @@ SMALL = {
 #: a quick CPU run on the synthetic data
 QUICK = ["data=fake", "data.dataset.size=64", "data.batch_size=16", "trainer=cpu", "trainer.max_epochs=1",
          "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
+#: metrics on: FID/KID on 2x2 average-pooled pixels, a cheap feature network named by a _target_ as a user
+#: names theirs
+POOLED = ["metrics=custom", "metrics.feature_net.network._target_=torch.nn.AdaptiveAvgPool2d",
+          "+metrics.feature_net.network.output_size=2", "metrics.num_samples=32", "metrics.batch_size=16",
+          "metrics.kid_subset_size=8"]
 
 #: the data layout each translation model trains on
 LAYOUT = {"cyclegan": "unpaired", "pix2pix": "paired"}
@@ -78,6 +83,18 @@ def compose_train(output_dir: Path, overrides: list[str], config_name: str = "tr
         if "paths" in cfg:
             cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+@pytest.fixture(scope="session")
+def digit_classifier(tmp_path_factory) -> tuple[Path, dict[str, float]]:
+    """gan-train model=classifier data=mnist_5k for 2 epochs (the default run has 15): its run folder and the
+    metrics it logged. The offline evaluator of the metrics tests."""
+    from gan_cli.runner import train
+
+    run = tmp_path_factory.mktemp("classifier") / "run"
+    cfg = compose_train(run, ["model=classifier", "data=mnist_5k", "trainer=cpu", "trainer.max_epochs=2",
+                              "logger=none", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
+    return run, train(cfg)
 
 
 @pytest.fixture

@@ -29,3 +29,61 @@ class SlowDown(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         time.sleep(self.seconds)
+
+
+class IntensityClassifier(torch.nn.Module):
+    """A 'classifier' for tests: an image of constant grey level label/10 is recognised as that label."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.register_buffer("levels", torch.arange(num_classes) / num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mean = images.flatten(1).mean(dim=1, keepdim=True)
+        return -100 * (mean - self.levels) ** 2
+
+
+class ConstantImages(torch.nn.Module):
+    """A stand-in generator: images of grey level label/10 (in [-1, 1] data space), or `images` if given;
+    `wrong` maps a requested label to the one actually drawn."""
+
+    def __init__(self, num_classes: int = 10, size: int = 8, images: torch.Tensor | None = None,
+                 wrong: dict[int, int] | None = None) -> None:
+        super().__init__()
+        self.num_classes, self.size, self.images, self.wrong = num_classes, size, images, wrong or {}
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    @property
+    def device(self) -> torch.device:
+        return self.anchor.device
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.images is not None:
+            return self.images[torch.randint(len(self.images), (n,))]
+        drawn = torch.tensor([self.wrong.get(int(label), int(label)) for label in labels])
+        level = (drawn.float() / self.num_classes).view(-1, 1, 1, 1)
+        return (level.expand(n, 1, self.size, self.size) - 0.5) / 0.5
+
+
+class RealDigits(torch.nn.Module):
+    """A stand-in generator that 'draws' real held-out digits (data space) of the requested labels;
+    `shift` hands out the digit of label + shift instead."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, shift: int = 0) -> None:
+        super().__init__()
+        self.images, self.labels, self.shift = images, labels, shift
+        self.num_classes = int(labels.max()) + 1
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    @property
+    def device(self) -> torch.device:
+        return self.anchor.device
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if labels is None:
+            return self.images[torch.randint(len(self.images), (n,))]
+        picks = []
+        for label in labels.tolist():
+            rows = torch.nonzero(self.labels == (label + self.shift) % self.num_classes).flatten()
+            picks.append(rows[torch.randint(len(rows), ())])
+        return self.images[torch.stack(picks)]

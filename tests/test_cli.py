@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -12,7 +13,7 @@ import torch
 from PIL import Image
 
 from gan_cli.runner import train
-from tests.conftest import QUICK, SMALL, compose_train, run_cli, translation_quick
+from tests.conftest import POOLED, QUICK, SMALL, compose_train, run_cli, translation_quick
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [*QUICK, "logger=none"]
@@ -72,7 +73,7 @@ def test_cyclegan_sweep_and_ddp(tmp_path, image_pairs):
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(tmp_path):
     result = run_cli(["strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY, *SMALL["dcgan"],
-                      f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+                      *POOLED, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert "distributed_backend=gloo" in output and "All distributed processes registered" in output
@@ -81,6 +82,9 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     # 64 images over 2 processes at batch 16: 2 batches per process per epoch
     assert checkpoint["gan_cli"]["d_updates"] == 2
     assert list(tmp_path.glob("outputs")) == []  # the second rank wrote into the same run folder
+    # the metrics' states were combined over both ranks: all 64 reference images and 32 samples compared
+    protocol = json.loads((tmp_path / "run" / "checkpoints" / "metrics.json").read_text())[-1]["protocol"]
+    assert protocol["ranks"] == 2 and protocol["reference"]["size"] == 64 and protocol["num_samples"] == 32
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from tests.conftest import run_cli
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TRANSLATION_MODELS = ["cyclegan", "pix2pix"]  # tested in test_translation_models.py
+CLASSIFIERS = ["classifier"]  # tested in test_classifier.py
 
 
 def options(group: str) -> list[str]:
@@ -33,7 +34,7 @@ def test_every_option_of_every_group_composes_and_validates(make_cfg, group):
         validate_targets(cfg)
 
 
-@pytest.mark.parametrize("model", sorted(set(options("model")) - set(TRANSLATION_MODELS)))
+@pytest.mark.parametrize("model", sorted(set(options("model")) - set(TRANSLATION_MODELS) - set(CLASSIFIERS)))
 def test_every_noise_to_image_model_builds_for_the_data_it_is_given(make_cfg, model):
     for data, channels, size in [("fake", 1, 32), ("fake", 3, 64)]:
         cfg = make_cfg(f"model={model}", f"data={data}", f"data.channels={channels}", f"data.image_size={size}")
@@ -108,7 +109,8 @@ def test_cli_mistakes_get_a_message_and_no_traceback(tmp_path):
 def test_cli_help_lists_groups_and_cfg_job_prints_the_config(tmp_path):
     help_text = run_cli(["--help"], tmp_path, module="gan-train")
     assert help_text.returncode == 0
-    for line in ("model: cgan, cyclegan, dcgan, gan, pix2pix", "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp",
+    for line in ("model: cgan, classifier, cyclegan, dcgan, gan, pix2pix",
+                 "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp",
                  "strategy: auto, ddp, ddp_spawn", "trainer: cpu, default, gpu"):
         assert line in help_text.stdout
     job = run_cli(["--cfg", "job", "model=cgan", "loss=hinge"], tmp_path)

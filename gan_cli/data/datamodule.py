@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import inspect
+import warnings
 from functools import partial
 from typing import Callable, Sequence
 
@@ -14,6 +15,9 @@ import torchvision.transforms.v2 as v2
 from torch.utils.data import DataLoader, Dataset
 
 from gan_cli.errors import UserError
+
+# The GAN models have no validation step: Lightning then skips the held-out loop, and would say so on every run.
+warnings.filterwarnings("ignore", message="You passed in a `val_dataloader` but have no `validation_step`")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.mean, self.std = list(mean), list(std)
         self.in_memory, self.pin_memory, self.drop_last = in_memory, pin_memory, drop_last
         self.train_set: Dataset | None = None
+        self._test_set: Dataset | None = None
 
     @property
     def transform(self) -> v2.Compose:
@@ -94,18 +99,39 @@ class ImageDataModule(pl.LightningDataModule):
         self.dataset(split="train", transform=None)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is None:
+        if self.train_set is None and stage in (None, "fit"):
             self.train_set = self.build("train")
 
+    @property
+    def test_set(self) -> Dataset:
+        """The held-out split, built on first use: only models that evaluate (model=classifier) ask for it.
+        Sources without splits (data=image_folder) serve all their images again."""
+        if self._test_set is None:
+            self._test_set = self.build("test")
+        return self._test_set
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train, drop_last=train and self.drop_last,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
     def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            self.setup("fit")
         if len(self.train_set) < self.batch_size and self.drop_last:
             raise UserError(
                 f"The dataset has {len(self.train_set)} images, fewer than one batch (data.batch_size="
                 f"{self.batch_size}). Lower data.batch_size or add images."
             )
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=self.drop_last,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """The test split, in order and complete (the GAN models have no validation step, so Lightning
+        never asks for it when training them)."""
+        return self._loader(self.test_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, train=False)
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         return denormalize(images, self.mean, self.std)

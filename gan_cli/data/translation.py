@@ -102,6 +102,7 @@ class UnpairedFolders(Dataset):
         self.files_B = _split_images(self.folder, f"{split}B", UNPAIRED_LAYOUT)
         self.split, self.transform = split, transform
         self.random_B = split == "train"
+        self.paired, self.counts = False, {"A": len(self.files_A), "B": len(self.files_B)}
 
     def __len__(self) -> int:
         return max(len(self.files_A), len(self.files_B))
@@ -135,6 +136,7 @@ class PairedFolder(Dataset):
             split = "val"
         self.files = _split_images(self.folder, split, PAIRED_LAYOUT)
         self.split, self.transform = split, transform
+        self.paired, self.counts = True, {"A": len(self.files), "B": len(self.files)}
 
     def __len__(self) -> int:
         return len(self.files)
@@ -161,10 +163,14 @@ def _is_paired(folder: Path) -> bool:
 
 
 class _Direction(Dataset):
-    """Swaps A and B of every item for direction BtoA."""
+    """Swaps A and B of every item for direction BtoA. `paired`: whether item i's A and B belong
+    together; `counts`: the distinct images of each domain (the first counts[X] items hold them)."""
 
     def __init__(self, pairs: Dataset, swap: bool) -> None:
         self.pairs, self.swap = pairs, swap
+        self.paired = getattr(pairs, "paired", False)
+        counts = getattr(pairs, "counts", {"A": len(pairs), "B": len(pairs)})
+        self.counts = {"A": counts["B"], "B": counts["A"]} if swap else counts
 
     def __len__(self) -> int:
         return len(self.pairs)

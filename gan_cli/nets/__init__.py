@@ -1,5 +1,6 @@
 """Plain nn.Modules: usable without Lightning or Hydra."""
 
+from gan_cli.nets.classifier import ConvClassifier
 from gan_cli.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.nets.image_pool import ImagePool
 from gan_cli.nets.mlp import MLPDiscriminator, MLPGenerator
@@ -8,5 +9,5 @@ from gan_cli.nets.resnet import ResnetGenerator
 from gan_cli.nets.schedules import LinearDecay
 from gan_cli.nets.unet import UnetGenerator
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "ImagePool", "LinearDecay", "MLPDiscriminator", "MLPGenerator",
-           "PatchGANDiscriminator", "ResnetGenerator", "UnetGenerator"]
+__all__ = ["ConvClassifier", "DCGANDiscriminator", "DCGANGenerator", "ImagePool", "LinearDecay", "MLPDiscriminator",
+           "MLPGenerator", "PatchGANDiscriminator", "ResnetGenerator", "UnetGenerator"]
