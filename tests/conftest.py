@@ -86,6 +86,14 @@ def compose_train(output_dir: Path, overrides: list[str], config_name: str = "tr
 
 
 @pytest.fixture(scope="session")
+def inception_file(tmp_path_factory) -> Path:
+    """A random-weight InceptionV3 weights file: the metrics' plumbing needs no downloaded weights."""
+    from tests.helpers import random_inception_weights
+
+    return random_inception_weights(tmp_path_factory.mktemp("inception") / "weights-inception-random.pth")
+
+
+@pytest.fixture(scope="session")
 def digit_classifier(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """gan-train model=classifier data=mnist_5k for 2 epochs (the default run has 15): its run folder and the
     metrics it logged. The offline evaluator of the metrics tests."""

@@ -1,8 +1,10 @@
-"""Test-only callbacks, added to a run from the command line with +callbacks.NAME._target_=tests.helpers.X."""
+"""Test-only pieces: callbacks added to a run from the command line (+callbacks.NAME._target_=tests.helpers.X),
+and stand-in models and networks for the metrics tests."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -87,3 +89,20 @@ class RealDigits(torch.nn.Module):
             rows = torch.nonzero(self.labels == (label + self.shift) % self.num_classes).flatten()
             picks.append(rows[torch.randint(len(rows), ())])
         return self.images[torch.stack(picks)]
+
+
+def random_inception_weights(path: Path) -> Path:
+    """A random-weight InceptionV3 state dict (He-initialised so that features vary with the input)."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None), \
+            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None):
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.save(net.state_dict(), path)
+    return path

@@ -159,3 +159,14 @@ def test_the_classifier_judges_real_digits_by_their_labels(digit_classifier):
     protocol = evaluator.last_protocol
     assert protocol["feature_network"]["checkpoint"] == str(ckpt.resolve())
     assert protocol["label_accuracy"]["classifier"]["weights_sha256"] == protocol["feature_network"]["weights_sha256"]
+
+
+def test_gan_eval_with_inception_from_a_local_weights_file(runs, inception_file, tmp_path):
+    ckpt, _ = runs["cgan"]
+    record, _ = evaluate(eval_cfg(tmp_path, f"ckpt_path={ckpt}", "metrics=inception",
+                                  f"metrics.weights_path={inception_file}", "num_samples=6",
+                                  "metrics.reference_size=6", "metrics.batch_size=6"))
+    assert {"fid", "kid_mean", "is_mean", "is_std"} <= record["scores"].keys()  # IS: Inception has logits
+    network = record["protocol"]["feature_network"]
+    assert network["weights"] == str(inception_file) and len(network["weights_sha256"]) == 64
+    assert record["protocol"]["reference"]["size"] == 6 and record["protocol"]["num_samples"] == 6

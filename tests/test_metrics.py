@@ -9,7 +9,6 @@ import http.server
 import json
 import threading
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
@@ -23,26 +22,6 @@ from gan_cli.metrics.record import append_record, new_record, summarize
 from gan_cli.metrics.scores import DistributionScores, PairedScores
 from tests.conftest import QUICK, compose_train
 from tests.helpers import ConstantImages, IntensityClassifier
-
-
-def random_inception_weights(path: Path) -> Path:
-    """A random-weight InceptionV3 state dict (He-initialised so that features vary with the input)."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
-    with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None), \
-            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None):
-        torch.manual_seed(0)
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-    torch.save(net.state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def inception_file(tmp_path_factory) -> Path:
-    return random_inception_weights(tmp_path_factory.mktemp("inception") / "weights-inception-random.pth")
 
 
 @pytest.fixture
