@@ -110,31 +110,36 @@ class ImageDataModule(pl.LightningDataModule):
             self._test_set = self.build("test")
         return self._test_set
 
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=train, drop_last=train and self.drop_last,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
-
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
-        if len(self.train_set) < self.batch_size and self.drop_last:
-            raise UserError(
-                f"The dataset has {len(self.train_set)} images, fewer than one batch (data.batch_size="
-                f"{self.batch_size}). Lower data.batch_size or add images."
-            )
-        return self._loader(self.train_set, train=True)
+        return batch_loader(self, self.train_set, train=True)
 
     def val_dataloader(self) -> DataLoader:
         """The test split, in order and complete (the GAN models have no validation step, so Lightning
         never asks for it when training them)."""
-        return self._loader(self.test_set, train=False)
+        return batch_loader(self, self.test_set, train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, train=False)
+        return batch_loader(self, self.test_set, train=False)
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         return denormalize(images, self.mean, self.std)
+
+
+def batch_loader(datamodule, dataset: Dataset, train: bool) -> DataLoader:
+    """Batches of `dataset` with the datamodule's batch size and workers: for training shuffled and (with
+    its `drop_last`) without a ragged last batch, a set smaller than one batch being refused; otherwise
+    in order and complete."""
+    drop_last = train and datamodule.drop_last
+    if drop_last and len(dataset) < datamodule.batch_size:
+        raise UserError(
+            f"The dataset has {len(dataset)} training images, fewer than one batch (data.batch_size="
+            f"{datamodule.batch_size}). Lower data.batch_size or add images."
+        )
+    return DataLoader(dataset, batch_size=datamodule.batch_size, shuffle=train, drop_last=drop_last,
+                      num_workers=datamodule.num_workers, pin_memory=datamodule.pin_memory,
+                      persistent_workers=datamodule.num_workers > 0)
 
 
 def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torchvision.transforms.v2 as v2
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from gan_cli.data.datamodule import DataSpec, denormalize
+from gan_cli.data.datamodule import DataSpec, batch_loader, denormalize
 from gan_cli.data.download import download_dataset
 from gan_cli.data.sources import open_rgb
 from gan_cli.errors import UserError
@@ -265,23 +265,13 @@ class TranslationDataModule(pl.LightningDataModule):
         if self.train_set is None and stage in (None, "fit"):
             self.train_set = self.build("train", train=True)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
-
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
-        if len(self.train_set) < self.batch_size and self.drop_last:
-            raise UserError(
-                f"The dataset has {len(self.train_set)} training images, fewer than one batch (data.batch_size="
-                f"{self.batch_size}). Lower data.batch_size or add images."
-            )
-        return self._loader(self.train_set, shuffle=True, drop_last=self.drop_last)
+        return batch_loader(self, self.train_set, train=True)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.build("test", train=False), shuffle=False, drop_last=False)
+        return batch_loader(self, self.build("test", train=False), train=False)
 
     def examples(self, n: int) -> dict[str, torch.Tensor]:
         """The first n items of the test split (the train split if there is none), with the evaluation

@@ -36,6 +36,11 @@ def share(total: int, rank: int, world: int) -> int:
     return total // world + (rank < total % world)
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of one rank's draws: each rank samples different noise."""
+    return seed + 100_003 * rank
+
+
 def model_kind(model: nn.Module) -> str:
     from gan_cli.models.translation import TranslationModel
 
@@ -91,8 +96,7 @@ class Evaluator:
         rank, world = rank_and_world()
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed + 100_003 * rank)  # different samples on each rank
-            self.rank_seed = seed + 100_003 * rank
+            torch.manual_seed(rank_seed(seed, rank))
             if kind == "generator":
                 results = self._generator(model, datamodule, rank, world, seed)
             elif kind == "translation":
@@ -110,7 +114,7 @@ class Evaluator:
             for batch in self._loader(reference, rank, world, datamodule):
                 self._update(scores, datamodule.denormalize(batch["image"].to(model.device)), real=True)
             self.real_loaded.add("samples")
-        torch.manual_seed(self.rank_seed)  # the samples do not depend on whether the reference was loaded now
+        torch.manual_seed(rank_seed(seed, rank))  # the samples do not depend on whether the reference was loaded now
         num_classes = getattr(model, "num_classes", 0)
         for n in self._batches(share(self.num_samples, rank, world)):
             labels = torch.randint(0, num_classes, (n,), device=model.device) if num_classes else None
