@@ -94,7 +94,7 @@ def test_gan_eval_overrides_on_top_of_the_run_settings(runs, tmp_path):
     assert written == output and json.loads(output.read_text())[-1] == json.loads(json.dumps(record))
     assert record["protocol"]["num_samples"] == 16 and record["protocol"]["kid"]["subset_size"] == 4
     text = report(record, written)
-    assert f"fid " in text and str(output) in text
+    assert "fid " in text and str(output) in text
 
 
 def test_gan_eval_on_pix2pix_scores_against_the_paired_truth(runs, tmp_path):

@@ -8,7 +8,6 @@ import importlib.metadata
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import pytest
 import torch
