@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from gan_cli.errors import UserError
 from gan_cli.metrics.features import as_feature_network
-from gan_cli.metrics.scores import DistributionScores, LabelAccuracy, PairedScores, check_scores
+from gan_cli.metrics.scores import KID_SUBSETS, DistributionScores, LabelAccuracy, PairedScores, check_scores
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -78,6 +78,7 @@ class Evaluator:
         self.real_loaded: set[str] = set()  # whose real images' features are in self.distributions
         self.compared: dict[str, tuple[int, int]] = {}  # (real, generated) images compared, over all ranks
         self.paired_truth = False
+        self.effective_kid_subset: int | None = None  # kid_subset_size capped at the images compared
         self.last_protocol: dict = {}
 
     # --- entry point ------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class Evaluator:
         else:
             protocol["reference"] = {"split": self.reference_split}
         if kind != "classifier":
-            protocol["kid"] = {"subset_size": getattr(self, "effective_kid_subset", None), "subsets": 100}
+            protocol["kid"] = {"subset_size": self.effective_kid_subset, "subsets": KID_SUBSETS}
             protocol["scores"] = list(self.scores)
         return protocol
 

@@ -19,6 +19,7 @@ from torchmetrics.regression import MeanAbsoluteError
 from gan_cli.errors import UserError
 
 DISTRIBUTION_SCORES = ("fid", "kid", "is")
+KID_SUBSETS = 100  # random subsets KID is averaged over (torchmetrics' default)
 
 
 class Precomputed(nn.Module):
@@ -39,7 +40,8 @@ class DistributionScores(nn.Module):
     (they are computed once per run); the metrics are created at the first batch, when the feature width
     is known."""
 
-    def __init__(self, scores: Iterable[str] = DISTRIBUTION_SCORES, kid_subsets: int = 100, is_splits: int = 10) -> None:
+    def __init__(self, scores: Iterable[str] = DISTRIBUTION_SCORES, kid_subsets: int = KID_SUBSETS,
+                 is_splits: int = 10) -> None:
         super().__init__()
         self.scores = [s for s in scores if s in DISTRIBUTION_SCORES]
         self.kid_subsets, self.is_splits = kid_subsets, is_splits
