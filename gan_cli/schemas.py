@@ -54,6 +54,7 @@ class TrainConfig:
     data: Any = MISSING
     loss: Any = None
     metrics: Optional[MetricsConfig] = None
+    tricks: Any = None               # name -> trick node (conf/tricks/), e.g. tricks=[ema,r1]
     trainer: Any = MISSING
     callbacks: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)

@@ -104,6 +104,9 @@ class Evaluator:
                 results = self._translation(model, datamodule, rank, world, seed)
             else:
                 results = self._classifier(model, datamodule, rank, world)
+            own_scores = getattr(model, "evaluation_scores", None)
+            if own_scores is not None:  # what a model is measured by besides the above (e.g. InfoGAN's codes)
+                results |= own_scores(self, datamodule)
         self.last_protocol = self.protocol(model, datamodule, kind, world)
         return results
 

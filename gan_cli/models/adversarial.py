@@ -1,5 +1,14 @@
-"""What every adversarial model shares: its objective (`loss=`), the discriminator's loss terms, and the
-schedule of k discriminator updates per generator update, which survives a resume."""
+"""What every adversarial model shares: its objective (`loss=`), the discriminator's and the generator's
+adversarial terms, the schedule of k discriminator updates per generator update (which survives a resume),
+and the hook points through which `tricks=` (gan_cli.tricks) change training without touching a model's
+training step:
+
+- `discriminator_terms(critic, real, fake)`: D's loss terms; tricks augment its inputs and add or replace terms;
+- `generator_adversarial_loss(critic, fake, real)`: G's adversarial term; tricks may swap the critic (unrolled)
+  or the objective (feature matching) and add terms;
+- `discriminator_updated(...)` / `generator_updated()`: called after each optimizer step (EMA, averages);
+- `inference_generator(net)`: the network to sample with (EMA's average).
+"""
 
 from __future__ import annotations
 
@@ -10,39 +19,111 @@ from torch import Tensor, nn
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.base import GenerativeModule
 
-Critic = Callable[[Tensor], Tensor]
+
+class Critic:
+    """A discriminator network and how a model calls it on images: `critic(images)` gives scores.
+
+    `call(network, images)` adds what the model joins to the images (a label, pix2pix's input image); the
+    default calls the network on the images alone. `using(other)` calls another network (a copy of the
+    discriminator, as the unrolled GAN does) the same way.
+    """
+
+    def __init__(self, network: nn.Module, call: Callable[[nn.Module, Tensor], Tensor] | None = None) -> None:
+        self.network, self.call = network, call
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return self.call(self.network, images) if self.call else self.network(images)
+
+    def using(self, network: nn.Module) -> "Critic":
+        return Critic(network, self.call)
+
+
+def as_critic(critic: Critic | nn.Module) -> Critic:
+    return critic if isinstance(critic, Critic) else Critic(critic)
 
 
 class AdversarialModule(GenerativeModule):
     """Base of the GAN models. `loss` is any AdversarialLoss; its `d_steps` (k) is honoured by asking
-    `generator_due()` before each discriminator update and calling `discriminator_updated()` after it."""
+    `generator_due()` before each discriminator update and calling `discriminator_updated()` after it.
+
+    Subclasses list their networks in `generators()` and `discriminators()`, and their optimizers are
+    (G's, D's) in that order.
+    """
 
     def __init__(self, loss: AdversarialLoss) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.loss = loss
         self.d_updates = 0  # discriminator updates so far: decides when G is updated (saved in checkpoints)
+        self.tricks = nn.ModuleDict()  # name -> Trick, attached by gan_cli.tricks.attach_tricks
 
+    # --- networks ----------------------------------------------------------------------------------
+    def generators(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def discriminators(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def inference_generator(self, generator: nn.Module) -> nn.Module:
+        """The network to draw samples with in place of `generator` (e.g. its moving average, tricks=[ema])."""
+        for trick in self.tricks.values():
+            generator = trick.inference_network(self, generator)
+        return generator
+
+    # --- the adversarial terms ---------------------------------------------------------------------
     def generator_due(self) -> bool:
         """Whether the generator is updated together with the coming discriminator update (every k-th)."""
         return (self.d_updates + 1) % self.loss.d_steps == 0
 
-    def discriminator_terms(self, critic: Critic, real: Tensor, fake: Tensor,
+    def augment(self, images: Tensor) -> Tensor:
+        """What the discriminator sees of `images` (real or generated): augmented by tricks=[diffaugment]."""
+        for trick in self.tricks.values():
+            images = trick.augment(images)
+        return images
+
+    def discriminator_terms(self, critic: Critic | nn.Module, real: Tensor, fake: Tensor,
                             ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """D's loss terms on real and generated images (plus the objective's penalty, if it has one),
+        """D's loss terms on real and generated images (plus the objective's penalty and the tricks' terms),
         and the raw scores. `fake` must already be detached from the generator."""
+        critic = as_critic(critic)
+        real, fake = self.augment(real), self.augment(fake)
         real_scores, fake_scores = critic(real), critic(fake)
         terms = {"real": self.loss.d_real_loss(real_scores), "fake": self.loss.d_fake_loss(fake_scores)}
         penalty = self.loss.d_penalty(critic, real, fake)
         if penalty is not None:
             terms["penalty"] = penalty
+        for trick in self.tricks.values():
+            trick.discriminator_terms(self, terms, critic, real, fake, real_scores)
         return terms, real_scores, fake_scores
 
+    def generator_adversarial_loss(self, critic: Critic | nn.Module, fake: Tensor, real: Tensor) -> Tensor:
+        """G's adversarial term for generated images `fake` (with their graph) judged by `critic`; `real` is
+        the matching batch of real images (feature matching and unrolling use it)."""
+        critic = as_critic(critic)
+        for trick in self.tricks.values():
+            critic = trick.generator_critic(self, critic, real, fake)
+        fake_seen = self.augment(fake)
+        loss = self.loss.g_loss(critic(fake_seen))
+        for trick in self.tricks.values():
+            loss = trick.generator_loss(self, loss, critic, fake_seen, real)
+        return loss
+
+    # --- after each update -------------------------------------------------------------------------
     def discriminator_updated(self, *discriminators: nn.Module) -> None:
         """Call after each discriminator update: applies the objective's post-step rule (e.g. clipping)."""
         for discriminator in discriminators:
             self.loss.after_d_step(discriminator)
+        for trick in self.tricks.values():
+            trick.after_discriminator_step(self)
         self.d_updates += 1
+
+    def generator_updated(self) -> None:
+        """Call after each generator update."""
+        for trick in self.tricks.values():
+            trick.after_generator_step(self)
+
+    def discriminator_optimizer(self):
+        return self.optimizers()[1]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

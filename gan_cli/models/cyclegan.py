@@ -65,8 +65,8 @@ class CycleGAN(TranslationModel):
         cycle_A, fake_B, _ = cycle_loss(self.G_A, self.G_B, real_A, self.lambda_A)
         cycle_B, fake_A, _ = cycle_loss(self.G_B, self.G_A, real_B, self.lambda_B)
         terms = {
-            "G_A": self.loss.g_loss(self.D_A(fake_B)),
-            "G_B": self.loss.g_loss(self.D_B(fake_A)),
+            "G_A": self.generator_adversarial_loss(self.D_A, fake_B, real_B),
+            "G_B": self.generator_adversarial_loss(self.D_B, fake_A, real_A),
             "cycle_A": cycle_A,
             "cycle_B": cycle_B,
         }
@@ -85,6 +85,7 @@ class CycleGAN(TranslationModel):
             with self.toggled_optimizer(opt_g):
                 terms, fake_A, fake_B = self.generator_terms(real_A, real_B)
                 logs |= self.optimise(opt_g, sum(terms.values()), "g_loss", self.generators(), details)
+            self.generator_updated()
             logs |= {f"train/{name}": value.detach() for name, value in terms.items()}
         else:  # k > 1 discriminator steps per generator step (e.g. loss=wgan_gp)
             with torch.no_grad():

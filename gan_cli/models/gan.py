@@ -16,7 +16,7 @@ from torch.optim import Optimizer
 
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
-from gan_cli.models.adversarial import AdversarialModule
+from gan_cli.models.adversarial import AdversarialModule, Critic
 from gan_cli.models.base import grad_norm
 
 
@@ -52,6 +52,16 @@ class GAN(AdversarialModule):
         self.grid_row = per_row
         self.register_buffer("fixed_z", torch.randn(num_samples, self.latent_dim))
 
+    def generators(self) -> list[nn.Module]:
+        return [self.generator]
+
+    def discriminators(self) -> list[nn.Module]:
+        return [self.discriminator]
+
+    def critic(self, labels: Tensor | None) -> Critic:
+        """D(x | y): the discriminator with the batch's labels (none for an unconditional model)."""
+        return Critic(self.discriminator, lambda network, images: network(images, labels))
+
     # --- sampling ----------------------------------------------------------------------------------
     def sample_noise(self, n: int) -> Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
@@ -64,21 +74,23 @@ class GAN(AdversarialModule):
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None) -> Tensor:
         """`n` images from G in eval mode (labels drawn at random for a conditional model if not given)."""
-        was_training = self.generator.training
-        self.generator.eval()
         if self.num_classes and labels is None:
             labels = self.sample_labels(n)
-        images = self.generator(self.sample_noise(n), labels)
-        self.generator.train(was_training)
+        return self.generate(self.sample_noise(n), labels)
+
+    @torch.no_grad()
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """G(z | labels) in eval mode, with the network that samples (the moving average with tricks=[ema])."""
+        generator = self.inference_generator(self.generator)
+        was_training = generator.training
+        generator.eval()
+        images = generator(z, labels)
+        generator.train(was_training)
         return images
 
     @torch.no_grad()
     def visuals(self) -> dict[str, tuple[Tensor, int]]:
-        was_training = self.generator.training
-        self.generator.eval()
-        images = self.generator(self.fixed_z, getattr(self, "fixed_labels", None))
-        self.generator.train(was_training)
-        return {"samples": (images, self.grid_row)}
+        return {"samples": (self.generate(self.fixed_z, getattr(self, "fixed_labels", None)), self.grid_row)}
 
     # --- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -94,7 +106,7 @@ class GAN(AdversarialModule):
         generator_due = self.generator_due()
         logs = self.discriminator_step(real, labels, opt_d, details)
         if generator_due:
-            logs |= self.generator_step(real.size(0), labels, opt_g, details)
+            logs |= self.generator_step(real, labels, opt_g, details)
         if details:  # logging every step would cost time for values Lightning does not write
             logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
             logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
@@ -106,7 +118,7 @@ class GAN(AdversarialModule):
         """Ascend V(D, G) on a minibatch of real images and a minibatch of fakes."""
         with torch.no_grad():
             fake = self.generator(self.sample_noise(real.size(0)), labels)
-        terms, real_scores, fake_scores = self.discriminator_terms(lambda x: self.discriminator(x, labels), real, fake)
+        terms, real_scores, fake_scores = self.discriminator_terms(self.critic(labels), real, fake)
         total = sum(terms.values())
         self.track_finite("d_loss", total)
         opt_d.zero_grad(set_to_none=True)
@@ -116,17 +128,18 @@ class GAN(AdversarialModule):
             logs["train/grad_norm_D"] = grad_norm(self.discriminator)
             logs["train/D_x"] = self.loss.score(real_scores.detach()).mean()
             logs["train/D_G_z"] = self.loss.score(fake_scores.detach()).mean()
-            if "penalty" in terms:
-                logs["train/d_penalty"] = terms["penalty"].detach()
+            for name, value in terms.items():  # the objective's penalty and the tricks' terms
+                if name not in ("real", "fake"):
+                    logs[f"train/d_{name}"] = value.detach()
         opt_d.step()
         self.discriminator_updated(self.discriminator)
         return logs
 
-    def generator_step(self, n: int, labels: Tensor | None, opt_g, details: bool) -> dict:
+    def generator_step(self, real: Tensor, labels: Tensor | None, opt_g, details: bool) -> dict:
         """Descend the generator's loss on a fresh minibatch of noise (D's weights frozen)."""
         with self.toggled_optimizer(opt_g):
-            fake = self.generator(self.sample_noise(n), labels)
-            g_loss = self.loss.g_loss(self.discriminator(fake, labels))
+            fake = self.generator(self.sample_noise(real.size(0)), labels)
+            g_loss = self.generator_adversarial_loss(self.critic(labels), fake, real)
             self.track_finite("g_loss", g_loss)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
@@ -134,4 +147,5 @@ class GAN(AdversarialModule):
             if details:
                 logs["train/grad_norm_G"] = grad_norm(self.generator)
             opt_g.step()
+        self.generator_updated()
         return logs

@@ -44,11 +44,11 @@ class Pix2Pix(TranslationModel):
 
     def conditional_critic(self, inputs: Tensor) -> Critic:
         """D(x, y): the discriminator scores an output y together with the input x it was made from."""
-        return lambda outputs: self.D(torch.cat([inputs, outputs], dim=1))
+        return Critic(self.D, lambda network, outputs: network(torch.cat([inputs, outputs], dim=1)))
 
     def generator_terms(self, critic: Critic, fake_B: Tensor, real_B: Tensor) -> dict[str, Tensor]:
         """G's loss: fool the discriminator, and stay close to the target in L1."""
-        return {"G_GAN": self.loss.g_loss(critic(fake_B)), "G_L1": self.lambda_L1 * F.l1_loss(fake_B, real_B)}
+        return {"G_GAN": self.generator_adversarial_loss(critic, fake_B, real_B), "G_L1": self.lambda_L1 * F.l1_loss(fake_B, real_B)}
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         real_A, real_B = batch["A"], batch["B"]
@@ -67,6 +67,7 @@ class Pix2Pix(TranslationModel):
             with self.toggled_optimizer(opt_g):
                 terms = self.generator_terms(critic, fake_B, real_B)
                 logs |= self.optimise(opt_g, sum(terms.values()), "g_loss", [self.G], details)
+            self.generator_updated()
             logs |= {f"train/{name}": value.detach() for name, value in terms.items()}
         if details:
             self.log_losses(logs)

@@ -57,9 +57,6 @@ class TranslationModel(AdversarialModule):
     def generators(self) -> list[nn.Module]:
         return [getattr(self, name) for name in dict.fromkeys(self.GENERATORS.values())]
 
-    def discriminators(self) -> list[nn.Module]:
-        raise NotImplementedError
-
     def init_weights(self) -> None:
         """Initialise every network as the reference code does (N(0, 0.02) by default)."""
         for net in [*self.generators(), *self.discriminators()]:
@@ -86,9 +83,10 @@ class TranslationModel(AdversarialModule):
 
     def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The reference code's D loss, d_loss_weight * (real term + fake term) (halved: D learns more slowly
-        than G), plus the objective's penalty if it has one; and the unweighted terms for logging."""
+        than G), plus the objective's penalty and the tricks' terms; and the unweighted terms for logging."""
         terms, _, _ = self.discriminator_terms(critic, real, fake.detach())
-        total = self.d_loss_weight * (terms["real"] + terms["fake"]) + terms.get("penalty", 0.0)
+        extra = [value for name, value in terms.items() if name not in ("real", "fake")]
+        total = self.d_loss_weight * (terms["real"] + terms["fake"]) + sum(extra)
         return total, terms
 
     def optimise(self, optimizer, loss: Tensor, name: str, nets: list[nn.Module], details: bool) -> dict:
@@ -132,7 +130,8 @@ class TranslationModel(AdversarialModule):
         """Translate normalised images of any size with the generator for `direction`."""
         if direction not in self.GENERATORS:
             raise UserError(f"This {type(self).__name__} translates {' and '.join(self.GENERATORS)}, not {direction}.")
-        return translate_images(getattr(self, self.GENERATORS[direction]), images, self.inference)
+        generator = self.inference_generator(getattr(self, self.GENERATORS[direction]))
+        return translate_images(generator, images, self.inference)
 
 
 @contextmanager
