@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from gan_cli.errors import UserError
+from gan_cli.tricks import attach_tricks
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -71,6 +72,7 @@ def load_model(ckpt_path: str | os.PathLike):
     checkpoint = read_checkpoint(ckpt_path)
     config = checkpoint["gan_cli"]["config"]
     model = instantiate(config["model"])
+    attach_tricks(model, config.get("tricks"))
     model.load_state_dict(checkpoint["state_dict"])
     model.on_load_checkpoint(checkpoint)
     model.eval()

@@ -24,7 +24,9 @@ def metrics_settings(cfg: DictConfig, run_config: dict) -> DictConfig:
     """The metrics config to use (see the module docstring)."""
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     chosen = any(o.split("=", 1)[0].lstrip("+~") == "metrics" for o in overrides)
-    if chosen or not run_config.get("metrics"):
+    if not chosen and run_config["data"]["_target_"].endswith("PointsDataModule"):
+        metrics = OmegaConf.create({"feature_net": None, "scores": [], "num_samples": 2500})  # modes, not features
+    elif chosen or not run_config.get("metrics"):
         metrics = cfg.metrics
     else:
         own = [o.lstrip("+") for o in overrides if o.lstrip("+").startswith("metrics.")]

@@ -19,6 +19,7 @@ from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint
 from gan_cli.errors import UserError
 from gan_cli.hparams_view import write_hparams_view
 from gan_cli.schemas import validate_targets
+from gan_cli.tricks import attach_tricks
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,11 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     validate_targets(cfg)
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    log.info("Data: <%s> with %s", cfg.data._target_, cfg.data.dataset._target_)
+    log.info("Data: <%s> with %s", cfg.data._target_, cfg.data.get("dataset", {}).get("_target_", cfg.data.get("layout")))
     datamodule = instantiate(cfg.data)
     log.info("Model: <%s>", cfg.model._target_)
     model = instantiate(cfg.model)
+    attach_tricks(model, cfg.get("tricks"))
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics"):

@@ -29,6 +29,8 @@ class SampleGrid(pl.Callback):
 
     def show(self, trainer: pl.Trainer, pl_module, tag: str) -> None:
         # Every rank computes the visuals (cheap, and keeps collective layers in step); rank 0 writes.
+        if getattr(trainer.datamodule, "draws_points", False):  # 2-D points: ModeCoverage draws them
+            return
         visuals = pl_module.visuals()
         if visuals:
             self._write(trainer, visuals, tag)

@@ -87,7 +87,9 @@ class Evaluator:
         """All scores that apply to `model`, as {name: value}."""
         seed = self.seed if seed is None else seed
         kind = model_kind(model)
-        if kind != "classifier" and self.feature_net is None:
+        if kind == "generator" and hasattr(datamodule, "mode_stats"):  # 2-D points: no image features apply
+            kind = "points"
+        if kind not in ("classifier", "points") and self.feature_net is None:
             raise UserError("metrics.feature_net is not set: name the network whose features FID and KID use "
                             "(metrics=inception, metrics=digits, or a _target_).")
         device = model.device
@@ -98,7 +100,9 @@ class Evaluator:
         cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(rank_seed(seed, rank))
-            if kind == "generator":
+            if kind == "points":
+                results = datamodule.mode_stats(model.sample(self.num_samples))
+            elif kind == "generator":
                 results = self._generator(model, datamodule, rank, world, seed)
             elif kind == "translation":
                 results = self._translation(model, datamodule, rank, world, seed)
@@ -247,7 +251,10 @@ class Evaluator:
                          "paired_scores": "L1, PSNR, SSIM on [0, 1] images, averaged over images"}
         else:
             protocol["reference"] = {"split": self.reference_split}
-        if kind != "classifier":
+        if kind == "points":
+            protocol |= {"num_samples": self.num_samples, "high_quality": "within 3 std of the nearest mode",
+                         "covered": "nearest mode of at least one high-quality sample"}
+        elif kind != "classifier":
             protocol["kid"] = {"subset_size": self.effective_kid_subset, "subsets": KID_SUBSETS}
             protocol["scores"] = list(self.scores)
         return protocol
