@@ -20,6 +20,9 @@ def sample(cfg: DictConfig) -> Path:
     model, run_config = load_model(cfg.ckpt_path)
     if not hasattr(model, "sample"):
         raise UserError(not_a_sampler(model, cfg.ckpt_path))
+    if cfg.get("chain") and not hasattr(model, "chain"):
+        raise UserError(f"chain=true needs a model that draws coarse to fine (model=lapgan); this checkpoint holds "
+                        f"{type(model).__name__}, which draws its images in one step. Leave chain= out.")
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, verbose=False)
     model.to(cfg.device)
@@ -38,10 +41,18 @@ def sample(cfg: DictConfig) -> Path:
         per_row = cfg.nrow or max(1, n // num_classes)
         labels = torch.arange(n, device=model.device) // per_row % num_classes
         nrow = per_row
-    images = model.sample(n, labels)
-    mean, std = run_config["data"]["mean"], run_config["data"]["std"]
     output = Path(cfg.output).expanduser()
-    if cfg.output.endswith(("/", "\\")) or output.is_dir():
+    to_folder = cfg.output.endswith(("/", "\\")) or output.is_dir()
+    if cfg.get("chain"):  # one row per sample: its image at each level, coarse to fine
+        if to_folder:
+            raise UserError(f"chain=true writes one grid (a row per sample): give output=FILE.png, not the folder "
+                            f"{cfg.output}.")
+        levels = model.chain(n, labels)
+        images, nrow = torch.stack(levels, dim=1).flatten(0, 1), len(levels)
+    else:
+        images = model.sample(n, labels)
+    mean, std = run_config["data"]["mean"], run_config["data"]["std"]
+    if to_folder:
         save_each(images, output, mean, std)
         return output
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):

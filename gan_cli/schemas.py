@@ -75,6 +75,7 @@ class SampleConfig:
     nrow: Optional[int] = None
     seed: Optional[int] = 0
     device: str = "cpu"
+    chain: bool = False
 
 
 @dataclass

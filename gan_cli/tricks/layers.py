@@ -116,11 +116,15 @@ class VirtualBatchNormTrick(Trick):
         self.references = nn.ModuleList()
 
     def setup(self, model) -> None:
+        norms_of = {id(g): [m for m in g.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+                    for g in model.generators()}
+        if not any(norms_of.values()):
+            raise self.unsupported(model, "virtual batch norm replaces the generator's batch norm, and this "
+                                          "generator has none.")
         for generator in model.generators():
-            norms = [m for m in generator.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
-            if not norms:
-                raise self.unsupported(model, "virtual batch norm replaces the generator's batch norm, and this "
-                                              "generator has none.")
+            norms = norms_of[id(generator)]
+            if not norms:  # e.g. LAPGAN's fully connected coarsest level
+                continue
             for norm in norms:
                 virtual = VirtualBatchNorm(norm.num_features, norm.eps)
                 if norm.affine:

@@ -1,0 +1,172 @@
+"""make bench-quality, part 2 (issue 6): the rest of the adversarial zoo, each next to what a user would compare
+it with, all on data that ships with the tool (the embedded MNIST digits, the 2-D ring):
+
+1. infogan on mnist_5k: how well the categorical code c1 maps to the digit classes (best one-to-one matching of
+   c1 values to the offline digit classifier's labels). Target >= 90%; the paper reports about 95%.
+2. ssgan with 10 labels per class on mnist_5k: test accuracy of its discriminator, next to the same classifier
+   (model=classifier) trained on those 100 labels alone. Target: >= 90% and >= 10 points better.
+3. ring8 (experiment=ring8_mlp): modes covered and share of high-quality samples for the plain GAN, with
+   tricks=[unrolled] and with tricks=[minibatch_discrimination]. Target: all 8 modes with unrolled.
+4. lapgan against dcgan on mnist_5k with the same wall-clock budget: Fréchet distance in the digit classifier's
+   feature space to held-out digits, next to the real-vs-real floor.
+
+    python benchmarks/zoo_quality.py [--only infogan,ssgan,ring8,lapgan] [--out DIR] [--quick] [--budget 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import frechet, halves, held_out_digits, mean_std, samples, train_run  # noqa: E402  (same folder)
+from throughput import quiet_frameworks  # noqa: E402
+
+PARTS = ("infogan", "ssgan", "ring8", "lapgan")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def digit_classifier(out: Path, quick: bool):
+    from gan_cli.metrics.features import ClassifierFeatures
+
+    ckpt = out / "classifier" / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        ckpt, seconds = train_run("classifier", ["model=classifier", "data=mnist_5k"], out, quick)
+        print(f"digit classifier trained in {seconds:.0f} s", flush=True)
+    return ckpt, ClassifierFeatures(str(ckpt))
+
+
+def bench_infogan(out: Path, quick: bool, epochs: int) -> None:
+    from gan_cli.checkpoint import load_model
+    from gan_cli.metrics import Evaluator
+
+    _, features = digit_classifier(out, quick)
+    ckpt, seconds = train_run("infogan", ["model=infogan", "data=mnist_5k", f"trainer.max_epochs={epochs}"], out, quick)
+    model, _ = load_model(ckpt)
+    datamodule, _, _ = held_out_digits()
+    evaluator = Evaluator(features, classifier=features, scores=["fid"], num_samples=2, samples_per_label=200)
+    results = [evaluator.evaluate(model, datamodule, seed=seed) for seed in range(3)]
+    accuracy = [r["c1_accuracy"] for r in results]
+    mapping = {k: int(v) for k, v in results[0].items() if k.startswith("c1_to_class")}
+    print(f"\n1. infogan, {epochs} epochs on mnist_5k ({seconds:.0f} s): c1-to-class accuracy "
+          f"{100 * statistics.fmean(accuracy):.1f}% (200 samples per c1 value, 3 seeds: "
+          f"{', '.join(f'{100 * a:.1f}' for a in accuracy)}); target >= 90%: {verdict(min(accuracy) >= 0.9)}; "
+          f"the paper: about 95%")
+    print(f"   best matching c1 -> class: {mapping}", flush=True)
+
+
+def bench_ssgan(out: Path, quick: bool, epochs: int) -> None:
+    from gan_cli.checkpoint import load_model
+    from gan_cli.metrics import Evaluator
+
+    labels = ["data=mnist_5k", "data.labels_per_class=10"]
+    ckpt, seconds = train_run("ssgan", ["model=ssgan", *labels, f"trainer.max_epochs={epochs}"], out, quick)
+    model, _ = load_model(ckpt)
+    datamodule, _, _ = held_out_digits()
+    ssgan = model.evaluation_scores(Evaluator(None), datamodule)["accuracy"]
+    base_ckpt, base_seconds = train_run("classifier_10_labels", ["model=classifier", *labels,
+                                                                 f"trainer.max_epochs={epochs}"], out, quick)
+    baseline = Evaluator(None).evaluate(load_model(base_ckpt)[0], datamodule)["accuracy"]
+    print(f"\n2. ssgan, 10 labels per class (100 labelled, 4,400 unlabelled digits), {epochs} epochs:")
+    print(f"   {'':<44}{'test accuracy':>14}{'time':>8}")
+    print(f"   {'ssgan (its discriminator)':<44}{100 * ssgan:>13.1f}%{seconds:>7.0f}s")
+    print(f"   {'model=classifier on the 100 labels alone':<44}{100 * baseline:>13.1f}%{base_seconds:>7.0f}s")
+    print(f"   target >= 90%: {verdict(ssgan >= 0.9)}; >= 10 points over the classifier alone: "
+          f"{verdict(ssgan - baseline >= 0.10)} ({100 * (ssgan - baseline):+.1f} points)", flush=True)
+
+
+def bench_ring8(out: Path, quick: bool, epochs: int, seeds: int) -> None:
+    from hydra.utils import instantiate
+
+    from gan_cli.checkpoint import load_model
+    from throughput import compose_train
+
+    variants = {"plain GAN": [], "tricks=[unrolled] (5 steps)": ["tricks=[unrolled]"],
+                "tricks=[minibatch_discrimination]": ["tricks=[minibatch_discrimination]"]}
+    print(f"\n3. ring8 (8 Gaussians, radius 2, std 0.02), experiment=ring8_mlp, {epochs} epochs of 19 batches of 512 "
+          f"points; 2,500 samples; mean over seeds {list(range(seeds))}:")
+    print(f"   {'':<36}{'modes covered (of 8)':>22}{'high quality':>16}{'time':>8}")
+    datamodule = instantiate(compose_train(["experiment=ring8_mlp"], Path("unused")).data)
+    results = {}
+    for name, extra in variants.items():
+        modes, quality, seconds = [], [], 0.0
+        for seed in range(seeds):
+            run = f"ring8_{'_'.join(extra).replace('tricks=[', '').strip(']') or 'plain'}_{seed}"
+            ckpt, took = train_run(run, ["experiment=ring8_mlp", *extra, f"trainer.max_epochs={epochs}",
+                                         f"seed={seed}", "logger=none"], out, quick)
+            model, _ = load_model(ckpt)
+            torch.manual_seed(seed)
+            stats = datamodule.mode_stats(model.sample(2500))
+            modes.append(stats["modes_covered"])
+            quality.append(stats["high_quality"])
+            seconds += took
+        results[name] = modes
+        print(f"   {name:<36}{mean_std(modes) + ' ' + str(modes):>22}{100 * statistics.fmean(quality):>15.1f}%"
+              f"{seconds / seeds:>7.0f}s", flush=True)
+    unrolled = results["tricks=[unrolled] (5 steps)"]
+    print(f"   target: all 8 modes with unrolled: {verdict(min(unrolled) == 8)}", flush=True)
+
+
+def bench_lapgan(out: Path, quick: bool, budget: int, seeds: int) -> None:
+    from gan_cli.checkpoint import load_model
+
+    _, features = digit_classifier(out, quick)
+    datamodule, real, labels = held_out_digits()
+    limit = f"trainer.max_time=00:00:{budget // 60:02d}:{budget % 60:02d}"
+    models, steps = {}, {}
+    for name in ("dcgan", "lapgan"):
+        ckpt, seconds = train_run(f"{name}_{budget}s", [f"model={name}", "data=mnist_5k", "trainer.max_epochs=1000",
+                                                        limit], out, quick)
+        models[name], _ = load_model(ckpt)
+        steps[name] = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+    splits = [halves(labels, seed) for seed in range(seeds)]
+    floor = statistics.fmean(frechet(features, real[a], real[b]) for a, b in splits)
+    print(f"\n4. lapgan against dcgan on mnist_5k, {budget} s of training each; Fréchet distance in the digit "
+          f"classifier's feature space to {len(splits[0][1])} held-out digits (mean ± sd over {seeds} halvings/seeds):")
+    print(f"   {'':<22}{'Fréchet distance':>20}{'x floor':>10}{'optimizer steps':>18}")
+    print(f"   {'real vs real (floor)':<22}{floor:>20.3f}{1.0:>10.2f}")
+    for name, model in models.items():
+        values = [frechet(features, real[b], samples(model, datamodule, len(b), seed, bool(model.num_classes)))
+                  for seed, (_, b) in enumerate(splits)]
+        print(f"   {name:<22}{mean_std(values):>20}{statistics.fmean(values) / floor:>10.2f}{steps[name]:>18}",
+              flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {PARTS}")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench-quality"))
+    parser.add_argument("--quick", action="store_true", help="10 batches per run: checks the script, not the models")
+    parser.add_argument("--infogan-epochs", type=int, default=30)
+    parser.add_argument("--ssgan-epochs", type=int, default=30)
+    parser.add_argument("--ring-epochs", type=int, default=1300, help="1300 epochs = about 25,000 steps, as Metz et al.")
+    parser.add_argument("--ring-seeds", type=int, default=3)
+    parser.add_argument("--budget", type=int, default=300, help="seconds of training for lapgan and for dcgan")
+    parser.add_argument("--seeds", type=int, default=5, help="halvings of the held-out digits for the Fréchet distance")
+    args = parser.parse_args()
+    parts = [p for p in args.only.split(",") if p]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]}; choose from {', '.join(PARTS)}")
+    quiet_frameworks()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__} on {device}; runs in {args.out.resolve()}", flush=True)
+    if "infogan" in parts:
+        bench_infogan(args.out, args.quick, args.infogan_epochs)
+    if "ssgan" in parts:
+        bench_ssgan(args.out, args.quick, args.ssgan_epochs)
+    if "ring8" in parts:
+        bench_ring8(args.out, args.quick, args.ring_epochs, args.ring_seeds)
+    if "lapgan" in parts:
+        bench_lapgan(args.out, args.quick, args.budget, args.seeds)
+
+
+if __name__ == "__main__":
+    main()
