@@ -125,12 +125,12 @@ def bench_lapgan(out: Path, quick: bool, budget: int, seeds: int) -> None:
         ckpt, seconds = train_run(f"{name}_{budget}s", [f"model={name}", "data=mnist_5k", "trainer.max_epochs=1000",
                                                         limit], out, quick)
         models[name], _ = load_model(ckpt)
-        steps[name] = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
+        steps[name] = torch.load(ckpt, map_location="cpu", weights_only=True)["gan_cli"]["d_updates"]
     splits = [halves(labels, seed) for seed in range(seeds)]
     floor = statistics.fmean(frechet(features, real[a], real[b]) for a, b in splits)
     print(f"\n4. lapgan against dcgan on mnist_5k, {budget} s of training each; Fréchet distance in the digit "
           f"classifier's feature space to {len(splits[0][1])} held-out digits (mean ± sd over {seeds} halvings/seeds):")
-    print(f"   {'':<22}{'Fréchet distance':>20}{'x floor':>10}{'optimizer steps':>18}")
+    print(f"   {'':<22}{'Fréchet distance':>20}{'x floor':>10}{'batches trained':>18}")
     print(f"   {'real vs real (floor)':<22}{floor:>20.3f}{1.0:>10.2f}")
     for name, model in models.items():
         values = [frechet(features, real[b], samples(model, datamodule, len(b), seed, bool(model.num_classes)))

@@ -1,5 +1,10 @@
 """One DataModule for every image source: converts, resizes and normalises images, and serves batches
-as dicts of named fields (`image`, `label`) so that models never depend on tuple positions."""
+as dicts of named fields (`image`, `label`) so that models never depend on tuple positions.
+
+With `labels_per_class=N` (semi-supervised learning, model=ssgan) the training split keeps the labels of
+N images per class and every other training image is unlabelled (label -1); each training item then also
+carries one labelled example (`labelled_image`, `labelled_label`), so that every batch holds a full batch
+of labelled examples next to its batch of (mostly unlabelled) images."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Callable, Sequence
 import pytorch_lightning as pl
 import torch
 import torchvision.transforms.v2 as v2
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from gan_cli.errors import UserError
@@ -58,19 +64,89 @@ class _InMemory(Dataset):
         return {"image": self.images[index], "label": self.labels[index]}
 
 
+def dataset_labels(dataset: Dataset) -> Tensor:
+    """The integer label of every item of `dataset` (a _NamedFields or _InMemory), read without loading
+    the images where the source keeps its labels (`labels`, or torchvision's `targets`)."""
+    if isinstance(dataset, _InMemory):
+        return dataset.labels.long()
+    source = dataset.pairs if isinstance(dataset, _NamedFields) else dataset
+    for name in ("labels", "targets"):
+        labels = getattr(source, name, None)
+        if labels is not None and len(labels) == len(dataset):
+            return torch.as_tensor(labels, dtype=torch.long)
+    return torch.tensor([int(dataset[i]["label"]) for i in range(len(dataset))], dtype=torch.long)
+
+
+def labelled_subset(labels: Tensor, num_classes: int, per_class: int, seed: int) -> Tensor:
+    """The indices of `per_class` items of each class 0..num_classes-1, drawn at random with `seed` (the
+    same data and seed give the same subset), in class order."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in range(num_classes):
+        rows = torch.nonzero(labels == label).flatten()
+        if len(rows) < per_class:
+            raise UserError(
+                f"data.labels_per_class={per_class} asks for {per_class} labelled images of class {label}, but "
+                f"the training split has only {len(rows)} of that class. Lower data.labels_per_class to at most "
+                f"{len(rows)}{' (or check data.num_classes)' if not len(rows) else ''}."
+            )
+        chosen.append(rows[torch.randperm(len(rows), generator=generator)[:per_class]])
+    return torch.cat(chosen)
+
+
+class _PartlyLabelled(Dataset):
+    """A training split of which only the items `subset` keep their labels; all others are labelled -1.
+
+    Item i is the split's item i (`image`, `label`) plus the labelled example subset[i % len(subset)]
+    (`labelled_image`, `labelled_label`). The pairing is fixed, and the loader's shuffle of i makes each
+    batch's labelled examples a random draw; over an epoch every labelled example is served the same
+    number of times (within one), so the classes stay balanced.
+    """
+
+    def __init__(self, items: Dataset, subset: Tensor) -> None:
+        self.items, self.subset = items, subset
+        self.keep = torch.zeros(len(items), dtype=torch.bool)
+        self.keep[subset] = True
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.items[index])
+        if not self.keep[index]:
+            item["label"] = torch.tensor(-1) if isinstance(item["label"], Tensor) else -1
+        labelled = self.items[int(self.subset[index % len(self.subset)])]
+        item["labelled_image"], item["labelled_label"] = labelled["image"], labelled["label"]
+        return item
+
+
 class ImageDataModule(pl.LightningDataModule):
     """Images of `channels` x `image_size` x `image_size`, normalised with `mean` and `std`.
 
     `dataset` is a callable (a Hydra `_partial_` node) taking `split` and `transform`, and `root` when
     the data lives in a folder (`data.root=...`).
+
+    `labels_per_class=N` keeps the labels of N training images per class (chosen once with
+    `labelled_seed`) and unlabels the rest; see the module docstring. The test split is untouched.
     """
 
     def __init__(self, dataset: Callable[..., Dataset], image_size: int, channels: int, num_classes: int = 0,
                  root: str | None = None,
                  batch_size: int = 64, num_workers: int = 0, mean: Sequence[float] = (0.5,),
                  std: Sequence[float] = (0.5,), in_memory: bool = False, pin_memory: bool = False,
-                 drop_last: bool = True) -> None:
+                 drop_last: bool = True, labels_per_class: int | None = None, labelled_seed: int = 0) -> None:
         super().__init__()
+        if labels_per_class is not None:
+            if not num_classes:
+                raise UserError(
+                    f"data.labels_per_class={labels_per_class} keeps some labels, but this data has none "
+                    "(data.num_classes=0). Use labelled data (data=mnist_5k, mnist, fashion_mnist, cifar10), or "
+                    "data=image_folder with data.dataset.labels_from_subfolders=true data.num_classes=N; or set "
+                    "data.labels_per_class=null."
+                )
+            if labels_per_class < 1:
+                raise UserError(f"data.labels_per_class={labels_per_class}: give at least 1 labelled image per "
+                                "class, or null to keep every label.")
         if root is not None and "root" not in inspect.signature(dataset).parameters:
             raise UserError(f"data.root={root} is not used by this dataset; remove it, or pick data=image_folder.")
         self.dataset = dataset if root is None else partial(dataset, root=root)
@@ -78,6 +154,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.mean, self.std = list(mean), list(std)
         self.in_memory, self.pin_memory, self.drop_last = in_memory, pin_memory, drop_last
+        self.labels_per_class, self.labelled_seed = labels_per_class, labelled_seed
         self.train_set: Dataset | None = None
         self._test_set: Dataset | None = None
 
@@ -100,7 +177,12 @@ class ImageDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None and stage in (None, "fit"):
-            self.train_set = self.build("train")
+            train_set = self.build("train")
+            if self.labels_per_class is not None:
+                subset = labelled_subset(dataset_labels(train_set), self.spec.num_classes, self.labels_per_class,
+                                         self.labelled_seed)
+                train_set = _PartlyLabelled(train_set, subset)
+            self.train_set = train_set
 
     @property
     def test_set(self) -> Dataset:

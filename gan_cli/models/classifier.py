@@ -32,7 +32,8 @@ class Classifier(GenerativeModule):
 
     Images are expected normalised as the data normalises them. `lr_decay="cosine"` lowers the learning
     rate along a cosine to zero over the run's batches. With `augment_shift` > 0 every training image is
-    moved by a random whole number of pixels, up to `augment_shift` in each direction.
+    moved by a random whole number of pixels, up to `augment_shift` in each direction. With
+    `data.labels_per_class=N` it learns from the N labelled images per class only (`labelled_image`).
     """
 
     def __init__(self, network: nn.Module, optimizer: Callable[..., Optimizer], lr: float = 1e-3,
@@ -82,7 +83,12 @@ class Classifier(GenerativeModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        images, labels = batch["image"], batch["label"]
+        # With data.labels_per_class=N the batch's images are mostly unlabelled: train on its batch of
+        # labelled examples alone (the baseline of a semi-supervised model), one step per batch as always.
+        if "labelled_image" in batch:
+            images, labels = batch["labelled_image"], batch["labelled_label"]
+        else:
+            images, labels = batch["image"], batch["label"]
         if self.augment_shift:
             images = random_shift(images, self.augment_shift)
         logits = self(images)

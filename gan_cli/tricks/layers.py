@@ -42,11 +42,12 @@ class MinibatchScore(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         scores = self.layer(features)
-        if scores[0].numel() != 1:
-            raise UserError("minibatch_discrimination needs a discriminator giving one score per image; this one "
-                            f"gives {scores[0].numel()} (a patch map).")
-        closeness = self.minibatch.closeness(features.flatten(1))
-        return scores + self.closeness_weight(closeness).view_as(scores)
+        if scores.dim() > 2 and scores[0].numel() != 1:
+            raise UserError("minibatch_discrimination needs a discriminator giving one score (or one vector of class "
+                            f"scores) per image; this one gives a map of {tuple(scores.shape[1:])}.")
+        closeness = self.closeness_weight(self.minibatch.closeness(features.flatten(1)))  # (N, 1)
+        # one score: added to it; class logits (ssgan): added to each, which moves only the real/fake logit
+        return scores + (closeness.view_as(scores) if scores[0].numel() == 1 else closeness)
 
 
 class MinibatchDiscriminationTrick(Trick):
