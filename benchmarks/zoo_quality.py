@@ -3,8 +3,9 @@ it with, all on data that ships with the tool (the embedded MNIST digits, the 2-
 
 1. infogan on mnist_5k: how well the categorical code c1 maps to the digit classes (best one-to-one matching of
    c1 values to the offline digit classifier's labels). Target >= 90%; the paper reports about 95%.
-2. ssgan with 10 labels per class on mnist_5k: test accuracy of its discriminator, next to the same classifier
-   (model=classifier) trained on those 100 labels alone. Target: >= 90% and >= 10 points better.
+2. ssgan with 10 labels per class on mnist_5k: test accuracy of its discriminator, next to the same network
+   trained as a plain classifier on those 100 labels alone (and to model=classifier, a CNN, on them).
+   Target: >= 90% and >= 10 points better than the same network alone.
 3. ring8 (experiment=ring8_mlp): modes covered and share of high-quality samples for the plain GAN, with
    tricks=[unrolled] and with tricks=[minibatch_discrimination]. Target: all 8 modes with unrolled.
 4. lapgan against dcgan on mnist_5k with the same wall-clock budget: Fréchet distance in the digit classifier's
@@ -67,19 +68,26 @@ def bench_ssgan(out: Path, quick: bool, epochs: int) -> None:
     from gan_cli.metrics import Evaluator
 
     labels = ["data=mnist_5k", "data.labels_per_class=10"]
-    ckpt, seconds = train_run("ssgan", ["model=ssgan", *labels, f"trainer.max_epochs={epochs}"], out, quick)
-    model, _ = load_model(ckpt)
+    schedule = [f"model.lr_constant_epochs={epochs // 2}", f"model.lr_decay_epochs={epochs - epochs // 2}"]
     datamodule, _, _ = held_out_digits()
-    ssgan = model.evaluation_scores(Evaluator(None), datamodule)["accuracy"]
-    base_ckpt, base_seconds = train_run("classifier_10_labels", ["model=classifier", *labels,
-                                                                 f"trainer.max_epochs={epochs}"], out, quick)
-    baseline = Evaluator(None).evaluate(load_model(base_ckpt)[0], datamodule)["accuracy"]
-    print(f"\n2. ssgan, 10 labels per class (100 labelled, 4,400 unlabelled digits), {epochs} epochs:")
-    print(f"   {'':<44}{'test accuracy':>14}{'time':>8}")
-    print(f"   {'ssgan (its discriminator)':<44}{100 * ssgan:>13.1f}%{seconds:>7.0f}s")
-    print(f"   {'model=classifier on the 100 labels alone':<44}{100 * baseline:>13.1f}%{base_seconds:>7.0f}s")
-    print(f"   target >= 90%: {verdict(ssgan >= 0.9)}; >= 10 points over the classifier alone: "
-          f"{verdict(ssgan - baseline >= 0.10)} ({100 * (ssgan - baseline):+.1f} points)", flush=True)
+    rows = {}
+    for name, overrides in {
+        "ssgan (its discriminator)": ["model=ssgan", *labels, *schedule],
+        "the same network on the 100 labels alone": ["model=ssgan", *labels, *schedule, "model.unsupervised_weight=0"],
+    }.items():
+        ckpt, seconds = train_run("ssgan" if "its" in name else "ssgan_labels_only", overrides, out, quick)
+        rows[name] = (load_model(ckpt)[0].evaluation_scores(Evaluator(None), datamodule)["accuracy"], seconds)
+    ckpt, seconds = train_run("classifier_10_labels", ["model=classifier", *labels], out, quick)
+    rows["model=classifier (a CNN) on the 100 labels"] = (Evaluator(None).evaluate(load_model(ckpt)[0], datamodule)
+                                                          ["accuracy"], seconds)
+    print(f"\n2. ssgan, 10 labels per class (100 labelled, 4,400 unlabelled digits), {epochs} epochs; accuracy on the "
+          "500 test digits:")
+    print(f"   {'':<46}{'test accuracy':>14}{'time':>8}")
+    for name, (accuracy, seconds) in rows.items():
+        print(f"   {name:<46}{100 * accuracy:>13.1f}%{seconds:>7.0f}s")
+    ssgan, alone = rows["ssgan (its discriminator)"][0], rows["the same network on the 100 labels alone"][0]
+    print(f"   target >= 90%: {verdict(ssgan >= 0.9)}; >= 10 points over the same classifier on the labels alone: "
+          f"{verdict(ssgan - alone >= 0.10)} ({100 * (ssgan - alone):+.1f} points)", flush=True)
 
 
 def bench_ring8(out: Path, quick: bool, epochs: int, seeds: int) -> None:
@@ -145,7 +153,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-quality"))
     parser.add_argument("--quick", action="store_true", help="10 batches per run: checks the script, not the models")
     parser.add_argument("--infogan-epochs", type=int, default=30)
-    parser.add_argument("--ssgan-epochs", type=int, default=30)
+    parser.add_argument("--ssgan-epochs", type=int, default=100, help="50 at the full rate, 50 decaying (the default)")
     parser.add_argument("--ring-epochs", type=int, default=1300, help="1300 epochs = about 25,000 steps, as Metz et al.")
     parser.add_argument("--ring-seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=300, help="seconds of training for lapgan and for dcgan")

@@ -20,6 +20,7 @@ from gan_cli.checkpoint import read_checkpoint
 from gan_cli.data.datamodule import denormalize
 from gan_cli.errors import UserError
 from gan_cli.models.translation import INFERENCE_MODES, TranslationModel, translate_images
+from gan_cli.tricks import attach_tricks
 
 DIRECTIONS = ("AtoB", "BtoA")
 
@@ -42,6 +43,11 @@ def load_generator(checkpoint: dict, direction: str) -> tuple[nn.Module, str]:
         raise UserError(f"This {model_class.__name__} checkpoint translates {' and '.join(can)} only (it was trained "
                         f"with data.direction={trained}); use direction={can[0]}.")
     name = model_class.GENERATORS[model_direction]
+    if config.get("tricks"):  # tricks may change the generator (virtual batch norm) or replace it (ema's average)
+        model = instantiate(config["model"])
+        attach_tricks(model, config["tricks"])
+        model.load_state_dict(checkpoint["state_dict"])
+        return model.inference_generator(getattr(model, name)), name
     generator = instantiate(config["model"]["generator"])()
     prefix = f"{name}."
     generator.load_state_dict({k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items()

@@ -220,3 +220,23 @@ def test_tricks_compose_from_the_config_group_and_are_refused_by_non_adversarial
     cfg = make_cfg("data=fake", "model=classifier", "tricks=[ema]", "trainer=cpu", "logger=none")
     with pytest.raises(UserError, match=r"model=classifier is not adversarial, and tricks=\[ema\]"):
         build(cfg)
+
+
+def test_ema_generator_is_what_gan_translate_and_gan_sample_use(make_cfg, image_pairs, one_thread):
+    from gan_cli.checkpoint import load_model, read_checkpoint
+    from gan_cli.translating import load_generator
+    from tests.conftest import translation_quick
+
+    cfg = make_cfg(*translation_quick("cyclegan", image_pairs), "tricks=[ema]", "tricks.ema.decay=0.5", "logger=none")
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    ckpt = f"{cfg.paths.output_dir}/checkpoints/last.ckpt"
+    generator, name = load_generator(read_checkpoint(ckpt), "AtoB")
+    loaded, _ = load_model(ckpt)
+    average = loaded.tricks["ema"].averages["G_A"].module
+    assert name == "G_A" and generator is not loaded.G_A
+    for mine, theirs in zip(generator.parameters(), average.parameters()):
+        torch.testing.assert_close(mine, theirs)
+    assert any(not torch.equal(a, b) for a, b in zip(average.parameters(), loaded.G_A.parameters()))
+    images = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(loaded.translate(images), average.eval()(images))
