@@ -166,33 +166,54 @@ def test_diffaugment_augments_real_and_fake_alike_for_both_players():
         assert (shown == 0).any()  # cutout's hole
 
 
-def test_unrolled_steps_leave_the_discriminator_and_its_optimizer_as_they_were():
-    model = dcgan(unrolled=node(Unrolled, steps=3))
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=1e-2, betas=(0.5, 0.999))
+def unrolled_setup(second_order: bool, optimizer=torch.optim.Adam, **settings):
+    torch.manual_seed(0)
+    model = dcgan(unrolled=node(Unrolled, steps=3, second_order=second_order))
+    opt_d = optimizer(model.discriminator.parameters(), lr=1e-2, **settings)
     model.discriminator_optimizer = lambda: opt_d
     real = torch.randn(8, 1, 16, 16)
     terms, _, _ = model.discriminator_terms(model.critic(None), real, model.sample(8))
     sum(terms.values()).backward()
     opt_d.step()  # D has optimizer state, as in training
     opt_d.zero_grad(set_to_none=True)
-    weights = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
-    moments = [s["exp_avg"].clone() for s in opt_d.state.values()]
-    torch.manual_seed(1)
-    fake = model.generator(torch.randn(8, 8))
-    loss = model.generator_adversarial_loss(model.critic(None), fake, real)
-    loss.backward()
-    for key, value in model.discriminator.state_dict().items():
-        assert torch.equal(value, weights[key]), key
-    assert all(torch.equal(a, s["exp_avg"]) for a, s in zip(moments, opt_d.state.values()))
-    assert all(p.grad is None for p in model.discriminator.parameters())
-    unrolled_grad = [p.grad.clone() for p in model.generator.parameters()]
-    # against the current D (steps=0) G's gradient differs: it looked ahead
-    model.tricks["unrolled"].steps = 0
+    return model, opt_d, real
+
+
+def generator_gradient(model, real) -> list[torch.Tensor]:
     model.generator.zero_grad(set_to_none=True)
     torch.manual_seed(1)
     fake = model.generator(torch.randn(8, 8))
     model.generator_adversarial_loss(model.critic(None), fake, real).backward()
-    assert any(not torch.allclose(a, p.grad) for a, p in zip(unrolled_grad, model.generator.parameters()))
+    return [p.grad.clone() for p in model.generator.parameters()]
+
+
+@pytest.mark.parametrize("second_order", [True, False])
+def test_unrolled_steps_leave_the_discriminator_and_its_optimizer_as_they_were(second_order):
+    model, opt_d, real = unrolled_setup(second_order, betas=(0.5, 0.999))
+    weights = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
+    moments = [s["exp_avg"].clone() for s in opt_d.state.values()]
+    unrolled = generator_gradient(model, real)
+    for key, value in model.discriminator.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+    assert all(torch.equal(a, s["exp_avg"]) for a, s in zip(moments, opt_d.state.values()))
+    assert all(p.grad is None for p in model.discriminator.parameters())
+    model.tricks["unrolled"].steps = 0  # against the current D, G's gradient differs: it looked ahead
+    assert any(not torch.allclose(a, b) for a, b in zip(unrolled, generator_gradient(model, real)))
+
+
+@pytest.mark.parametrize("optimizer, settings", [(torch.optim.Adam, {"betas": (0.5, 0.999)}),
+                                                 (torch.optim.SGD, {"momentum": 0.5})])
+def test_second_order_unrolling_reaches_the_same_d_and_adds_d_s_reaction_to_g_s_gradient(optimizer, settings):
+    """The differentiable D updates land where D's optimizer would (checked against the first-order copy, which
+    runs the optimizer itself); only the gradient differs, by the term through the unrolled updates."""
+    first, _, real = unrolled_setup(False, optimizer, **settings)
+    second, _, _ = unrolled_setup(True, optimizer, **settings)
+    torch.manual_seed(1)
+    fake = first.generator(torch.randn(8, 8)).detach()
+    critics = [m.tricks["unrolled"].generator_critic(m, m.critic(None), real, fake) for m in (first, second)]
+    torch.testing.assert_close(critics[1](real), critics[0](real), atol=1e-5, rtol=1e-4)
+    assert any(not torch.allclose(a, b) for a, b in zip(generator_gradient(first, real),
+                                                        generator_gradient(second, real)))
 
 
 def test_virtual_batchnorm_makes_each_sample_independent_of_its_batch_and_keeps_its_reference():
