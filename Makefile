@@ -29,8 +29,9 @@ bench: $(STAMP) ## training throughput through gan-train vs a plain PyTorch loop
 bench-translation: $(STAMP) ## learning check: CycleGAN and pix2pix error to a known true mapping, before vs after training (ARGS="--quick")
 	$(BIN)/python benchmarks/translation_learning.py $(ARGS)
 
-bench-quality: $(STAMP) ## sample quality: cgan/dcgan on mnist_5k judged by the offline digit classifier (minutes; ARGS="--quick")
+bench-quality: $(STAMP) ## sample quality: cgan/dcgan, then infogan, ssgan, ring8 tricks, lapgan vs dcgan (an hour on CPU; ARGS="--quick")
 	$(BIN)/python benchmarks/quality.py $(ARGS)
+	$(BIN)/python benchmarks/zoo_quality.py $(ARGS)
 
 clean-runs: ## delete the run folders in outputs/
 	rm -rf outputs
