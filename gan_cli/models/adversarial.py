@@ -12,12 +12,14 @@ training step:
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
+import torch
 from torch import Tensor, nn
 
 from gan_cli.losses.adversarial import AdversarialLoss
-from gan_cli.models.base import GenerativeModule
+from gan_cli.models.base import GenerativeModule, grad_norm
 
 
 class Critic:
@@ -124,6 +126,61 @@ class AdversarialModule(GenerativeModule):
 
     def discriminator_optimizer(self):
         return self.optimizers()[1]
+
+    def optimise(self, optimizer, loss: Tensor, name: str, nets: list[nn.Module], details: bool) -> dict:
+        """One update of `nets` on `loss`; returns the loss (and gradient norm on log steps) to log."""
+        self.track_finite(name, loss)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        logs = {f"train/{name}": loss.detach()}
+        if details:
+            logs[f"train/grad_norm_{name[0].upper()}"] = torch.linalg.vector_norm(
+                torch.stack([grad_norm(net) for net in nets]))
+        optimizer.step()
+        return logs
+
+    @torch.no_grad()
+    def run_inference(self, generator: nn.Module, *inputs: Tensor | None) -> Tensor:
+        """`generator`'s sampling network (see inference_generator) on `inputs`, in eval mode."""
+        network = self.inference_generator(generator)
+        was_training = network.training
+        network.eval()
+        images = network(*inputs)
+        network.train(was_training)
+        return images
+
+    # --- logging and schedules ---------------------------------------------------------------------
+    def discriminator_logs(self, terms: dict[str, Tensor], real_scores: Tensor, fake_scores: Tensor,
+                           discriminator: nn.Module) -> dict[str, Tensor]:
+        """What a log step records of a discriminator update (call after backward, before the step): its
+        gradient norm, the mean D(x) and D(G(z)), and its terms besides the real and fake ones."""
+        logs = {"train/grad_norm_D": grad_norm(discriminator),
+                "train/D_x": self.loss.score(real_scores.detach()).mean(),
+                "train/D_G_z": self.loss.score(fake_scores.detach()).mean()}
+        for name, value in terms.items():  # the objective's penalty and the tricks' terms
+            if name not in ("real", "fake"):
+                logs[f"train/d_{name}"] = value.detach()
+        return logs
+
+    def log_losses(self, logs: dict[str, Tensor], shown: tuple[str, ...] = ("d_loss", "g_loss")) -> None:
+        """Log a step's values with both learning rates; `shown` go to the progress bar too."""
+        opt_g, opt_d = self.optimizers()
+        logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
+        logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
+        self.log_dict(logs)
+        self.log_dict({name: logs[f"train/{name}"] for name in shown if f"train/{name}" in logs}, prog_bar=True,
+                      logger=False)
+
+    def step_epoch_schedules(self) -> None:
+        """Step the learning-rate schedules that count epochs. Called from on_train_epoch_end, before the epoch's
+        checkpoint is written (ModelCheckpoint runs after that hook), so a resumed run goes on with the next
+        epoch's rate."""
+        with warnings.catch_warnings():
+            # With k > 1 D updates per G update, G's optimizer may not have stepped yet in a short first epoch;
+            # the schedule counts epochs, so that is harmless.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            for schedule in self.lr_schedulers():
+                schedule.step()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

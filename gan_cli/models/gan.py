@@ -17,7 +17,6 @@ from torch.optim import Optimizer
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule, Critic
-from gan_cli.models.base import grad_norm
 
 
 class GAN(AdversarialModule):
@@ -81,12 +80,7 @@ class GAN(AdversarialModule):
     @torch.no_grad()
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """G(z | labels) in eval mode, with the network that samples (the moving average with tricks=[ema])."""
-        generator = self.inference_generator(self.generator)
-        was_training = generator.training
-        generator.eval()
-        images = generator(z, labels)
-        generator.train(was_training)
-        return images
+        return self.run_inference(self.generator, z, labels)
 
     @torch.no_grad()
     def visuals(self) -> dict[str, tuple[Tensor, int]]:
@@ -108,11 +102,7 @@ class GAN(AdversarialModule):
         if generator_due:
             logs |= self.generator_step(real, labels, opt_g, details)
         if details:  # logging every step would cost time for values Lightning does not write
-            logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
-            logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
-            self.log_dict(logs)
-            shown = {k.removeprefix("train/"): v for k, v in logs.items() if k in ("train/d_loss", "train/g_loss")}
-            self.log_dict(shown, prog_bar=True, logger=False)
+            self.log_losses(logs)
 
     def discriminator_step(self, real: Tensor, labels: Tensor | None, opt_d, details: bool) -> dict:
         """Ascend V(D, G) on a minibatch of real images and a minibatch of fakes."""
@@ -125,12 +115,7 @@ class GAN(AdversarialModule):
         self.manual_backward(total)
         logs = {"train/d_loss": total.detach()}
         if details:
-            logs["train/grad_norm_D"] = grad_norm(self.discriminator)
-            logs["train/D_x"] = self.loss.score(real_scores.detach()).mean()
-            logs["train/D_G_z"] = self.loss.score(fake_scores.detach()).mean()
-            for name, value in terms.items():  # the objective's penalty and the tricks' terms
-                if name not in ("real", "fake"):
-                    logs[f"train/d_{name}"] = value.detach()
+            logs |= self.discriminator_logs(terms, real_scores, fake_scores, self.discriminator)
         opt_d.step()
         self.discriminator_updated(self.discriminator)
         return logs
@@ -140,12 +125,6 @@ class GAN(AdversarialModule):
         with self.toggled_optimizer(opt_g):
             fake = self.generator(self.sample_noise(real.size(0)), labels)
             g_loss = self.generator_adversarial_loss(self.critic(labels), fake, real)
-            self.track_finite("g_loss", g_loss)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            logs = {"train/g_loss": g_loss.detach()}
-            if details:
-                logs["train/grad_norm_G"] = grad_norm(self.generator)
-            opt_g.step()
+            logs = self.optimise(opt_g, g_loss, "g_loss", [self.generator], details)
         self.generator_updated()
         return logs

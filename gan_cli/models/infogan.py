@@ -150,12 +150,7 @@ class InfoGAN(AdversarialModule):
     @torch.no_grad()
     def generate(self, z: Tensor) -> Tensor:
         """G(z) in eval mode for full inputs z = [noise, codes], with the network that samples."""
-        generator = self.inference_generator(self.generator)
-        was_training = generator.training
-        generator.eval()
-        images = generator(z)
-        generator.train(was_training)
-        return images
+        return self.run_inference(self.generator, z)
 
     @torch.no_grad()
     def visuals(self) -> dict[str, tuple[Tensor, int]]:
@@ -227,12 +222,7 @@ class InfoGAN(AdversarialModule):
         if generator_due:
             logs |= self.generator_step(real, opt_g, details)
         if details:
-            logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
-            logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
-            self.log_dict(logs)
-            shown = {k.removeprefix("train/"): v for k, v in logs.items()
-                     if k in ("train/d_loss", "train/g_loss", "train/info_loss")}
-            self.log_dict(shown, prog_bar=True, logger=False)
+            self.log_losses(logs, shown=("d_loss", "g_loss", "info_loss"))
 
     def discriminator_step(self, real: Tensor, opt_d, details: bool) -> dict:
         """D ascends V(D, G) and, with Q, ascends lambda * L_I on the same fakes."""
@@ -250,12 +240,7 @@ class InfoGAN(AdversarialModule):
                 "train/info_categorical": info["categorical"].detach(),
                 "train/info_continuous": info["continuous"].detach()}
         if details:
-            logs["train/grad_norm_D"] = grad_norm(self.discriminator)
-            logs["train/D_x"] = self.loss.score(real_scores.detach()).mean()
-            logs["train/D_G_z"] = self.loss.score(fake_scores.detach()).mean()
-            for name, value in terms.items():  # the objective's penalty and the tricks' terms
-                if name not in ("real", "fake"):
-                    logs[f"train/d_{name}"] = value.detach()
+            logs |= self.discriminator_logs(terms, real_scores, fake_scores, self.discriminator)
         opt_d.step()
         self.discriminator_updated(self.discriminator)
         return logs

@@ -184,11 +184,7 @@ class LAPGAN(AdversarialModule):
         if generator_due:
             logs |= self.generator_step(pairs, labels, opt_g, details)
         if details:  # logging every step would cost time for values Lightning does not write
-            logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
-            logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
-            self.log_dict(logs)
-            shown = {k.removeprefix("train/"): v for k, v in logs.items() if k in ("train/d_loss", "train/g_loss")}
-            self.log_dict(shown, prog_bar=True, logger=False)
+            self.log_losses(logs)
 
     def discriminator_step(self, pairs: list[tuple[Tensor | None, Tensor]], labels: Tensor | None, opt_d,
                            details: bool) -> dict:

@@ -22,7 +22,6 @@ Without `data.labels_per_class` every training label is used: the batch's own im
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Callable
 
 import torch
@@ -38,7 +37,6 @@ from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.losses.improved import feature_matching_loss
 from gan_cli.models.adversarial import AdversarialModule, Critic
-from gan_cli.models.base import grad_norm
 from gan_cli.nets.schedules import LinearDecay
 
 log = logging.getLogger(__name__)
@@ -145,12 +143,7 @@ class SSGAN(AdversarialModule):
     @torch.no_grad()
     def generate(self, z: Tensor) -> Tensor:
         """G(z) in eval mode, with the network that samples (the moving average with tricks=[ema])."""
-        generator = self.inference_generator(self.generator)
-        was_training = generator.training
-        generator.eval()
-        images = generator(z)
-        generator.train(was_training)
-        return images
+        return self.run_inference(self.generator, z)
 
     @torch.no_grad()
     def visuals(self) -> dict[str, tuple[Tensor, int]]:
@@ -170,11 +163,7 @@ class SSGAN(AdversarialModule):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        # Stepped before the epoch's checkpoint is written, so a resumed run goes on with the next epoch's rate.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-            for schedule in self.lr_schedulers():
-                schedule.step()
+        self.step_epoch_schedules()
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         real = batch["image"]
@@ -189,12 +178,7 @@ class SSGAN(AdversarialModule):
         if generator_due:
             logs |= self.generator_step(real, opt_g, details)
         if details:
-            logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
-            logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
-            self.log_dict(logs)
-            shown = {k.removeprefix("train/"): v for k, v in logs.items()
-                     if k in ("train/d_loss", "train/g_loss", "train/accuracy")}
-            self.log_dict(shown, prog_bar=True, logger=False)
+            self.log_losses(logs, shown=("d_loss", "g_loss", "accuracy"))
 
     def discriminator_step(self, real: Tensor, labelled: Tensor, labels: Tensor, opt_d, details: bool) -> dict:
         """Cross-entropy on the labelled batch plus the GAN terms on the batch of images and one of fakes."""
@@ -215,12 +199,7 @@ class SSGAN(AdversarialModule):
             logs["train/d_supervised"] = supervised.detach()
             logs["train/d_unsupervised"] = unsupervised.detach()
             logs["train/accuracy"] = correct.sum() / known.sum().clamp(min=1)
-            logs["train/grad_norm_D"] = grad_norm(self.discriminator)
-            logs["train/D_x"] = self.loss.score(real_scores.detach()).mean()
-            logs["train/D_G_z"] = self.loss.score(fake_scores.detach()).mean()
-            for name, value in terms.items():  # the objective's penalty and the tricks' terms
-                if name not in ("real", "fake"):
-                    logs[f"train/d_{name}"] = value.detach()
+            logs |= self.discriminator_logs(terms, real_scores, fake_scores, self.discriminator)
         opt_d.step()
         self.discriminator_updated(self.discriminator)
         return logs
@@ -235,12 +214,6 @@ class SSGAN(AdversarialModule):
                 g_loss = feature_matching_loss(real_features, self.discriminator.features(self.augment(fake)))
             else:
                 g_loss = self.generator_adversarial_loss(self.critic(), fake, real)
-            self.track_finite("g_loss", g_loss)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            logs = {"train/g_loss": g_loss.detach()}
-            if details:
-                logs["train/grad_norm_G"] = grad_norm(self.generator)
-            opt_g.step()
+            logs = self.optimise(opt_g, g_loss, "g_loss", [self.generator], details)
         self.generator_updated()
         return logs

@@ -10,7 +10,6 @@ dataset is "A".
 from __future__ import annotations
 
 import itertools
-import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -23,7 +22,6 @@ from torch.optim.lr_scheduler import LambdaLR
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule, Critic
-from gan_cli.models.base import grad_norm
 from gan_cli.nets.norm import init_weights_
 from gan_cli.nets.schedules import LinearDecay
 
@@ -72,14 +70,7 @@ class TranslationModel(AdversarialModule):
 
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
-        # Stepped before the epoch's checkpoint is written (ModelCheckpoint runs after this hook), so a
-        # resumed run continues with the next epoch's learning rate.
-        with warnings.catch_warnings():
-            # With k > 1 D updates per G update, G's optimizer may not have stepped yet in a short first epoch;
-            # the schedule counts epochs, so that is harmless.
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
-            for schedule in self.lr_schedulers():
-                schedule.step()
+        self.step_epoch_schedules()
 
     def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The reference code's D loss, d_loss_weight * (real term + fake term) (halved: D learns more slowly
@@ -88,26 +79,6 @@ class TranslationModel(AdversarialModule):
         extra = [value for name, value in terms.items() if name not in ("real", "fake")]
         total = self.d_loss_weight * (terms["real"] + terms["fake"]) + sum(extra)
         return total, terms
-
-    def optimise(self, optimizer, loss: Tensor, name: str, nets: list[nn.Module], details: bool) -> dict:
-        """One update of `nets` on `loss`; returns the loss (and gradient norm on log steps) to log."""
-        self.track_finite(name, loss)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        logs = {f"train/{name}": loss.detach()}
-        if details:
-            logs[f"train/grad_norm_{name[0].upper()}"] = torch.linalg.vector_norm(
-                torch.stack([grad_norm(net) for net in nets]))
-        optimizer.step()
-        return logs
-
-    def log_losses(self, logs: dict[str, Tensor]) -> None:
-        opt_g, opt_d = self.optimizers()
-        logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
-        logs["train/lr_D"] = opt_d.param_groups[0]["lr"]
-        self.log_dict(logs)
-        shown = {k.removeprefix("train/"): v for k, v in logs.items() if k in ("train/d_loss", "train/g_loss")}
-        self.log_dict(shown, prog_bar=True, logger=False)
 
     # --- data and pictures -------------------------------------------------------------------------
     def on_fit_start(self) -> None:
