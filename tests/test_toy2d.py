@@ -61,3 +61,44 @@ def test_scatter_image_draws_real_grey_and_generated_red_with_y_up():
     assert image[:, 4, 6].tolist() == pytest.approx([0.6, 0.6, 0.6])
     assert image[:, 2, 4].tolist() == pytest.approx([1.0, 0.1, 0.1])
     assert int((image.sum(dim=0) > 0).sum()) == 2
+
+
+def test_gan_on_ring8_logs_mode_numbers_and_a_scatter_plot_and_gan_eval_reports_them(make_cfg, one_thread):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from gan_cli.checkpoint import load_model
+    from gan_cli.evaluating import metrics_settings
+    from gan_cli.metrics.config import build_evaluator
+    from gan_cli.runner import build
+
+    cfg = make_cfg("model=gan", "data=ring8", "data.size=1024", "data.batch_size=128", "trainer=cpu",
+                   "trainer.max_epochs=2", "model.generator.hidden=[16]", "model.discriminator.hidden=[16]",
+                   "callbacks.mode_coverage.num_samples=500", "logger=none", "trainer.enable_progress_bar=false")
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    metrics = trainer.callback_metrics
+    assert 0 <= float(metrics["metrics/modes_covered"]) <= 8 and 0 <= float(metrics["metrics/high_quality"]) <= 1
+    samples = Path(cfg.paths.output_dir) / "samples"
+    assert Image.open(samples / "scatter_latest.png").size == (256, 256)
+    assert not list(samples.glob("samples_*.png"))  # no image grids of (2, 1, 1) "images"
+    loaded, run_config = load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    evaluator = build_evaluator(metrics_settings(make_cfg("ckpt_path=x", config_name="eval"), run_config))
+    scores = evaluator.evaluate(loaded, datamodule)
+    assert set(scores) == {"modes_covered", "high_quality"}
+    assert evaluator.last_protocol["model_kind"] == "points"
+
+
+def test_points_datamodule_measures_points_in_the_plane():
+    from gan_cli.data.points import PointsDataModule
+
+    datamodule = PointsDataModule("ring8", size=800, scale=2.5)
+    datamodule.setup()
+    images = datamodule.train_set.images  # real points, divided by the scale
+    assert images.shape == (800, 2, 1, 1) and images.abs().max() < 1
+    stats = datamodule.mode_stats(images)
+    assert stats["modes_covered"] == 8
+    assert abs(stats["high_quality"] - (1 - math.exp(-4.5))) < 0.015  # P(|x| < 3 std) of a 2-D Gaussian: 98.9%
+    collapsed = datamodule.mode_stats(images[datamodule.train_set.labels == 3])
+    assert collapsed["modes_covered"] == 1
