@@ -111,7 +111,9 @@ def test_cli_mistakes_get_a_message_and_no_traceback(tmp_path):
 def test_cli_help_lists_groups_and_cfg_job_prints_the_config(tmp_path):
     help_text = run_cli(["--help"], tmp_path, module="gan-train")
     assert help_text.returncode == 0
-    for line in ("model: cgan, classifier, cyclegan, dcgan, gan, pix2pix",
+    for line in ("model: cgan, classifier, cyclegan, dcgan, gan, infogan, lapgan, pix2pix, ssgan",
+                 "tricks: diffaugment, ema, feature_matching, historical_averaging, label_smoothing, "
+                 "minibatch_discrimination, r1, spectral_norm, unrolled, virtual_batchnorm",
                  "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp",
                  "strategy: auto, ddp, ddp_spawn", "trainer: cpu, default, gpu"):
         assert line in help_text.stdout
