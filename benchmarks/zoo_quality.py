@@ -44,23 +44,34 @@ def digit_classifier(out: Path, quick: bool):
     return ckpt, ClassifierFeatures(str(ckpt))
 
 
-def bench_infogan(out: Path, quick: bool, epochs: int) -> None:
+def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int]) -> None:
+    """One run per training seed: InfoGAN's code either separates all ten digits or merges two of them,
+    depending on the run, so a single run says little."""
     from gan_cli.checkpoint import load_model
     from gan_cli.metrics import Evaluator
 
     _, features = digit_classifier(out, quick)
-    ckpt, seconds = train_run("infogan", ["model=infogan", "data=mnist_5k", f"trainer.max_epochs={epochs}"], out, quick)
-    model, _ = load_model(ckpt)
     datamodule, _, _ = held_out_digits()
     evaluator = Evaluator(features, classifier=features, scores=["fid"], num_samples=2, samples_per_label=200)
-    results = [evaluator.evaluate(model, datamodule, seed=seed) for seed in range(3)]
-    accuracy = [r["c1_accuracy"] for r in results]
-    mapping = {k: int(v) for k, v in results[0].items() if k.startswith("c1_to_class")}
-    print(f"\n1. infogan, {epochs} epochs on mnist_5k ({seconds:.0f} s): c1-to-class accuracy "
-          f"{100 * statistics.fmean(accuracy):.1f}% (200 samples per c1 value, 3 seeds: "
-          f"{', '.join(f'{100 * a:.1f}' for a in accuracy)}); target >= 90%: {verdict(min(accuracy) >= 0.9)}; "
-          f"the paper: about 95%")
-    print(f"   best matching c1 -> class: {mapping}", flush=True)
+    print(f"\n1. infogan, {epochs} epochs on mnist_5k: c1-to-class accuracy (200 samples per c1 value, mean over 3 "
+          "sampling seeds); target >= 90%, the paper: about 95%")
+    means = []
+    for train_seed in train_seeds:
+        name = "infogan" if train_seed == 42 else f"infogan_seed{train_seed}"  # 42: the default seed
+        ckpt = out / name / "checkpoints" / "last.ckpt"
+        seconds = None
+        if not ckpt.exists():
+            ckpt, seconds = train_run(name, ["model=infogan", "data=mnist_5k", f"trainer.max_epochs={epochs}",
+                                             f"seed={train_seed}"], out, quick)
+        model, _ = load_model(ckpt)
+        results = [evaluator.evaluate(model, datamodule, seed=seed) for seed in range(3)]
+        accuracy = statistics.fmean(r["c1_accuracy"] for r in results)
+        means.append(accuracy)
+        mapping = {k.removeprefix("c1_to_class_"): int(v) for k, v in results[0].items() if k.startswith("c1_to_class")}
+        took = f"{seconds:.0f} s" if seconds is not None else "reused"
+        print(f"   training seed {train_seed:>3} ({took}): {100 * accuracy:.1f}%   c1 -> class {mapping}", flush=True)
+    print(f"   median over {len(means)} runs {100 * statistics.median(means):.1f}%: target "
+          f"{verdict(statistics.median(means) >= 0.9)}", flush=True)
 
 
 def bench_ssgan(out: Path, quick: bool, epochs: int) -> None:
@@ -164,6 +175,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-quality"))
     parser.add_argument("--quick", action="store_true", help="10 batches per run: checks the script, not the models")
     parser.add_argument("--infogan-epochs", type=int, default=30)
+    parser.add_argument("--infogan-seeds", default="42,1,2", help="training seeds, one run each")
     parser.add_argument("--ssgan-epochs", type=int, default=100, help="50 at the full rate, 50 decaying (the default)")
     parser.add_argument("--ring-epochs", type=int, default=500, help="500 epochs = about 9,500 steps")
     parser.add_argument("--ring-seeds", type=int, default=1)
@@ -179,7 +191,7 @@ def main() -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {device}; runs in {args.out.resolve()}", flush=True)
     if "infogan" in parts:
-        bench_infogan(args.out, args.quick, args.infogan_epochs)
+        bench_infogan(args.out, args.quick, args.infogan_epochs, [int(s) for s in args.infogan_seeds.split(',')])
     if "ssgan" in parts:
         bench_ssgan(args.out, args.quick, args.ssgan_epochs)
     if "ring8" in parts:

@@ -57,7 +57,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     model.to(cfg.device)
     kind = model_kind(model)
     metrics = metrics_settings(cfg, run_config)
-    if kind == "classifier":  # its own accuracy: no feature network needed
+    if kind in ("classifier", "own"):  # its own scores: no feature network needed
         settings = {k: metrics[k] for k in ("batch_size", "reference_split", "seed")}
         evaluator = Evaluator(None, **settings)
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
@@ -40,6 +41,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     datamodule = instantiate(cfg.data)
     log.info("Model: <%s>", cfg.model._target_)
     model = instantiate(cfg.model)
+    refuse_unused_loss(model)
     attach_tricks(model, cfg.get("tricks"))
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
@@ -53,6 +55,21 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                           plugins=[AtomicCheckpointIO()])
     return datamodule, model, trainer
+
+
+def refuse_unused_loss(model: pl.LightningModule) -> None:
+    """A model without an adversarial game (autoencoder, VAE, RBM, classifier, ...) would silently ignore a
+    `loss=` choice from the command line: say so instead."""
+    from gan_cli.models.adversarial import AdversarialModule
+    from gan_cli.tricks.base import model_name
+
+    if isinstance(model, AdversarialModule) or not HydraConfig.initialized():
+        return
+    given = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").split("=", 1)[0].split(".")[0] == "loss"]
+    if given:
+        raise UserError(f"{model_name(model)} has no adversarial loss, so {given[0]} would change nothing: it trains "
+                        "with its own objective (see its config, gan-train model=... --cfg job). Remove loss=, or "
+                        "pick a GAN model.")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

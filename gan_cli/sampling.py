@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -50,7 +51,7 @@ def sample(cfg: DictConfig) -> Path:
         levels = model.chain(n, labels)
         images, nrow = torch.stack(levels, dim=1).flatten(0, 1), len(levels)
     else:
-        images = model.sample(n, labels)
+        images = model.sample(n, labels, **sampler_options(model, cfg))
     mean, std = run_config["data"]["mean"], run_config["data"]["std"]
     if to_folder:
         save_each(images, output, mean, std)
@@ -62,6 +63,18 @@ def sample(cfg: DictConfig) -> Path:
     return output
 
 
+def sampler_options(model, cfg: DictConfig) -> dict:
+    """Settings only some samplers take: the length of an RBM's Gibbs chains (`gibbs_steps=`)."""
+    if cfg.get("gibbs_steps") is None:
+        return {}
+    if "gibbs_steps" not in inspect.signature(model.sample).parameters:
+        raise UserError(f"gibbs_steps= is for models that sample by Gibbs chains (model=rbm, model=dbn); this checkpoint "
+                        f"holds {type(model).__name__}, which draws its images in one pass. Leave gibbs_steps= out.")
+    if cfg.gibbs_steps < 1:
+        raise UserError(f"gibbs_steps={cfg.gibbs_steps}: give the number of Gibbs steps of each chain, 1 or more.")
+    return {"gibbs_steps": cfg.gibbs_steps}
+
+
 def not_a_sampler(model, ckpt_path: str) -> str:
     """Why a checkpoint without a `sample` method draws no images, and what to do with it instead."""
     if isinstance(model, TranslationModel):
@@ -70,4 +83,7 @@ def not_a_sampler(model, ckpt_path: str) -> str:
     if isinstance(model, Classifier):
         return (f"This checkpoint holds a classifier (model=classifier), which labels images rather than drawing "
                 f"them: it has nothing to sample. Its held-out accuracy is reported by gan-eval ckpt_path={ckpt_path}.")
+    reason = getattr(model, "no_samples_reason", None)  # a model's own word on what to do instead
+    if reason:
+        return f"This checkpoint holds {type(model).__name__}: {reason}"
     return f"This checkpoint holds {type(model).__name__}, which does not draw images from noise."

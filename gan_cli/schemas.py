@@ -76,6 +76,7 @@ class SampleConfig:
     seed: Optional[int] = 0
     device: str = "cpu"
     chain: bool = False
+    gibbs_steps: Optional[int] = None
 
 
 @dataclass

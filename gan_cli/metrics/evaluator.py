@@ -5,7 +5,8 @@
 - a translation model (pix2pix, CycleGAN): on the test split, for each direction it translates, FID/KID
   of translated against real target images, and mean L1, PSNR and SSIM against the paired truth
   where the data is paired;
-- a classifier: its accuracy on the reference split.
+- a classifier: its accuracy on the reference split;
+- a model measured only by its own scores (`evaluation_scores`, e.g. an autoencoder's linear probe): those.
 
 Sampling follows `seed` in a forked random state, so an evaluation never shifts the training run's
 random numbers. Under DDP each rank evaluates its share and the torchmetrics states are combined.
@@ -50,6 +51,8 @@ def model_kind(model: nn.Module) -> str:
         return "generator"
     if hasattr(model, "features") and hasattr(model, "num_classes"):
         return "classifier"
+    if hasattr(model, "evaluation_scores"):
+        return "own"
     raise UserError(f"gan-eval does not know how to evaluate a {type(model).__name__}.")
 
 
@@ -89,7 +92,7 @@ class Evaluator:
         kind = model_kind(model)
         if kind == "generator" and hasattr(datamodule, "mode_stats"):  # 2-D points: no image features apply
             kind = "points"
-        if kind not in ("classifier", "points") and self.feature_net is None:
+        if kind in ("generator", "translation") and self.feature_net is None:
             raise UserError("metrics.feature_net is not set: name the network whose features FID and KID use "
                             "(metrics=inception, metrics=digits, or a _target_).")
         device = model.device
@@ -106,8 +109,10 @@ class Evaluator:
                 results = self._generator(model, datamodule, rank, world, seed)
             elif kind == "translation":
                 results = self._translation(model, datamodule, rank, world, seed)
-            else:
+            elif kind == "classifier":
                 results = self._classifier(model, datamodule, rank, world)
+            else:
+                results = {}
             own_scores = getattr(model, "evaluation_scores", None)
             if own_scores is not None:  # what a model is measured by besides the above (e.g. InfoGAN's codes)
                 results |= own_scores(self, datamodule)
@@ -234,7 +239,7 @@ class Evaluator:
         spec = datamodule.spec
         protocol: dict = {"model_kind": kind, "image_size": spec.image_size, "channels": spec.channels,
                           "dataset": dataset_name(datamodule), "ranks": world}
-        if self.feature_net is not None and kind != "classifier":
+        if self.feature_net is not None and kind in ("generator", "translation"):
             protocol["feature_network"] = self.feature_net.describe()
         if kind == "generator":
             real, generated = self.compared["samples"]
@@ -254,7 +259,7 @@ class Evaluator:
         if kind == "points":
             protocol |= {"num_samples": self.num_samples, "high_quality": "within 3 std of the nearest mode",
                          "covered": "nearest mode of at least one high-quality sample"}
-        elif kind != "classifier":
+        elif kind in ("generator", "translation"):
             protocol["kid"] = {"subset_size": self.effective_kid_subset, "subsets": KID_SUBSETS}
             protocol["scores"] = list(self.scores)
         return protocol
