@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
+from gan_cli.errors import UserError
 from gan_cli.runner import train
 from tests.conftest import POOLED, QUICK, SMALL, compose_train, run_cli, translation_quick
 
@@ -171,3 +173,20 @@ def test_the_wheel_ships_the_configs(tmp_path):
     shipped = {f"gan_cli/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
     assert shipped and shipped <= names
     assert "gan_cli/conf/train.yaml" in names and "gan_cli/conf/model/dcgan.yaml" in names
+
+
+def test_gibbs_steps_is_refused_for_a_model_without_gibbs_chains(checkpoints):
+    from gan_cli.sampling import sample
+
+    settings = {"ckpt_path": str(checkpoints["dcgan"]), "seed": 0, "device": "cpu", "num_samples": 4,
+                "output": "x.png", "label": None, "nrow": None, "chain": False, "gibbs_steps": 100}
+    with pytest.raises(UserError, match=r"gibbs_steps= is for models that sample by Gibbs chains .* Leave gibbs_steps= out"):
+        sample(OmegaConf.create(settings))
+
+
+@pytest.mark.parametrize("override", ["loss=hinge", "loss.d_steps=2"])
+def test_a_loss_for_a_model_without_an_adversarial_game_is_refused(make_cfg, override):
+    from gan_cli.runner import build
+
+    with pytest.raises(UserError, match=rf"model=classifier has no adversarial loss, so {override} would change nothing"):
+        build(make_cfg("model=classifier", override, *QUICK[:3]))
