@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install train test bench bench-translation bench-quality clean clean-runs
+.PHONY: help install train test bench bench-translation bench-quality bench-lectures bench-blending clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,15 @@ bench-translation: $(STAMP) ## learning check: CycleGAN and pix2pix error to a k
 bench-quality: $(STAMP) ## sample quality: cgan/dcgan, then infogan, ssgan, ring8 tricks, lapgan vs dcgan (an hour on CPU; ARGS="--quick")
 	$(BIN)/python benchmarks/quality.py $(ARGS)
 	$(BIN)/python benchmarks/zoo_quality.py $(ARGS)
+
+bench-lectures: $(STAMP) ## RBM vs scikit-learn, DBN pre-trained vs random, CapsNet's table, VAE vs DCGAN (about an hour on CPU)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/rbm_vs_sklearn.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/dbn_pretraining.py
+	$(BIN)/python benchmarks/capsnet_table.py
+	$(BIN)/python benchmarks/vae_vs_dcgan.py
+
+bench-blending: $(STAMP) ## gan-blend (GP-GAN) against Poisson blending and the raw composite on synthetic scenes
+	$(BIN)/python benchmarks/blending.py $(ARGS)
 
 clean-runs: ## delete the run folders in outputs/
 	rm -rf outputs

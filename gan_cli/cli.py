@@ -70,6 +70,17 @@ def translate_main(cfg: DictConfig) -> None:
         _fail(error)
 
 
+@hydra.main(version_base="1.3", config_path="conf", config_name="blend")
+def blend_main(cfg: DictConfig) -> None:
+    """gan-blend: blend a masked region of one image into another (GP-GAN, or Poisson without a checkpoint)."""
+    from gan_cli.blending_cli import run_blend
+
+    try:
+        run_blend(cfg)
+    except (UserError, InstantiationException) as error:
+        _fail(error)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def eval_main(cfg: DictConfig) -> None:
     """gan-eval: score a checkpoint and record how."""

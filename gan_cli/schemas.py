@@ -90,6 +90,21 @@ class TranslateConfig:
 
 
 @dataclass
+class BlendConfig:
+    ckpt_path: Optional[str] = None
+    src: str = MISSING
+    dst: str = MISSING
+    mask: str = MISSING
+    output: str = "blended.png"
+    levels: Optional[int] = None
+    beta: float = 1.0
+    sigma: float = 0.5
+    form: str = "paper"
+    details: bool = True
+    device: str = "cpu"
+
+
+@dataclass
 class EvalConfig:
     ckpt_path: str = MISSING
     metrics: Optional[MetricsConfig] = None
@@ -106,6 +121,7 @@ def register_schemas() -> None:
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="sample_schema", node=SampleConfig)
     store.store(name="translate_schema", node=TranslateConfig)
+    store.store(name="blend_schema", node=BlendConfig)
     store.store(name="eval_schema", node=EvalConfig)
 
 

@@ -106,3 +106,33 @@ def random_inception_weights(path: Path) -> Path:
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     torch.save(net.state_dict(), path)
     return path
+
+
+class StopAfter(pl.Callback):
+    """Ends the run after epoch `epoch` as if it had been killed there (its last.ckpt is that epoch's)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        trainer.should_stop = trainer.current_epoch == self.epoch
+
+
+def resumed_and_uninterrupted(tmp_path: Path, overrides: list[str]) -> tuple[dict, dict]:
+    """Train `overrides` straight through, and again cut after epoch 0 then resumed from that last.ckpt; returns
+    (uninterrupted, resumed) final checkpoints. An exact resume gives equal state_dicts."""
+    from gan_cli.runner import train
+    from tests.conftest import compose_train
+
+    train(compose_train(tmp_path / "whole", overrides))
+    train(compose_train(tmp_path / "cut", [*overrides, "+callbacks.stop._target_=tests.helpers.StopAfter",
+                                           "+callbacks.stop.epoch=0"]))
+    cut = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    assert torch.load(cut, weights_only=True)["epoch"] == 0
+    train(compose_train(tmp_path / "resumed", [*overrides, f"ckpt_path={cut}"]))
+    return tuple(torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)
+                 for run in ("whole", "resumed"))
+
+
+def same_state(expected: dict, resumed: dict) -> bool:
+    return expected.keys() == resumed.keys() and all(torch.equal(expected[k], resumed[k]) for k in expected)

@@ -22,10 +22,11 @@ from gan_cli.data.sources import MNIST5k
 from gan_cli.errors import UserError
 from gan_cli.models.classifier import Classifier, random_shift
 from gan_cli.nets import ConvClassifier
-from gan_cli.runner import build, train
+from gan_cli.runner import build
 from gan_cli.sampling import sample
 from gan_cli.schemas import validate_targets
-from tests.conftest import QUICK, SMALL, compose_train
+from tests.conftest import QUICK, SMALL
+from tests.helpers import resumed_and_uninterrupted, same_state
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
@@ -111,31 +112,14 @@ def test_a_short_run_on_synthetic_data_logs_train_and_held_out_metrics(make_cfg)
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
-class StopAfter(pl.Callback):
-    """Ends the run after epoch `epoch` as if it had been killed there (its last.ckpt is that epoch's)."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        trainer.should_stop = trainer.current_epoch == self.epoch
-
-
 @pytest.mark.filterwarnings("ignore:The dirpath has changed")  # resumed into its own run folder, as gan-train does
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, one_thread):
     # the learning-rate schedule, the shift augmentation's random draws and the held-out loop all resume
     common = ["model=classifier", "data=fake", "data.dataset.size=64", "data.batch_size=16", "trainer=cpu",
               "trainer.max_epochs=3", "trainer.deterministic=true", "model.augment_shift=2", "logger=none", *FAST]
-    train(compose_train(tmp_path / "whole", common))
-    train(compose_train(tmp_path / "cut", [*common, "+callbacks.stop._target_=tests.test_classifier.StopAfter",
-                                           "+callbacks.stop.epoch=0"]))
-    cut = tmp_path / "cut" / "checkpoints" / "last.ckpt"
-    assert torch.load(cut, weights_only=True)["epoch"] == 0
-    train(compose_train(tmp_path / "resumed", [*common, f"ckpt_path={cut}"]))
-    expected = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=True)
-    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    expected, resumed = resumed_and_uninterrupted(tmp_path, common)
     assert resumed["epoch"] == expected["epoch"] == 2
-    assert all(torch.equal(expected["state_dict"][k], resumed["state_dict"][k]) for k in expected["state_dict"])
+    assert same_state(expected["state_dict"], resumed["state_dict"])
 
 
 # --- the held-out split ------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from tests.conftest import run_cli
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TRANSLATION_MODELS = ["cyclegan", "pix2pix"]  # tested in test_translation_models.py
-CLASSIFIERS = ["classifier"]  # tested in test_classifier.py
+CLASSIFIERS = ["classifier", "capsnet", "dbn"]  # tested in test_classifier.py, test_capsnet.py, test_dbn.py
+NOT_SAMPLERS = ["autoencoder", "gpgan"]  # draw nothing from noise: tested in test_autoencoder.py, test_gpgan.py
 
 
 def options(group: str) -> list[str]:
@@ -36,7 +37,7 @@ def test_every_option_of_every_group_composes_and_validates(make_cfg, group):
         validate_targets(cfg)
 
 
-@pytest.mark.parametrize("model", sorted(set(options("model")) - set(TRANSLATION_MODELS) - set(CLASSIFIERS)))
+@pytest.mark.parametrize("model", sorted(set(options("model")) - set(TRANSLATION_MODELS) - set(CLASSIFIERS) - set(NOT_SAMPLERS)))
 def test_every_noise_to_image_model_builds_for_the_data_it_is_given(make_cfg, model):
     for data, channels, size in [("fake", 1, 32), ("fake", 3, 64)]:
         cfg = make_cfg(f"model={model}", f"data={data}", f"data.channels={channels}", f"data.image_size={size}")
@@ -111,7 +112,8 @@ def test_cli_mistakes_get_a_message_and_no_traceback(tmp_path):
 def test_cli_help_lists_groups_and_cfg_job_prints_the_config(tmp_path):
     help_text = run_cli(["--help"], tmp_path, module="gan-train")
     assert help_text.returncode == 0
-    for line in ("model: cgan, classifier, cyclegan, dcgan, gan, infogan, lapgan, pix2pix, ssgan",
+    for line in ("model: autoencoder, capsnet, cgan, classifier, cyclegan, dbn, dcgan, gan, gpgan, infogan, lapgan, "
+                 "pix2pix, rbm, ssgan, vae", "model/coder: conv, fc",
                  "tricks: diffaugment, ema, feature_matching, historical_averaging, label_smoothing, "
                  "minibatch_discrimination, r1, spectral_norm, unrolled, virtual_batchnorm",
                  "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp",

@@ -12,10 +12,11 @@ import pytest
 from gan_cli.errors import UserError
 from gan_cli.runner import build
 from tests.conftest import QUICK, SMALL, translation_quick
+from tests.test_gpgan import gpgan_quick, write_scenes
 
 TRICKS = ["feature_matching", "minibatch_discrimination", "historical_averaging", "label_smoothing",
           "virtual_batchnorm", "spectral_norm", "r1", "ema", "diffaugment", "unrolled"]
-MODELS = ["gan", "dcgan", "cgan", "infogan", "lapgan", "ssgan", "pix2pix", "cyclegan"]
+MODELS = ["gan", "dcgan", "cgan", "infogan", "lapgan", "ssgan", "pix2pix", "cyclegan", "gpgan"]
 
 #: (model, trick) -> what the refusal says
 REFUSED = {
@@ -24,6 +25,7 @@ REFUSED = {
     ("pix2pix", "minibatch_discrimination"): "PatchGAN",
     ("cyclegan", "minibatch_discrimination"): "PatchGAN",
     ("cyclegan", "label_smoothing"): "LeastSquaresLoss",
+    ("gpgan", "label_smoothing"): "WassersteinLoss",
 }
 
 #: tiny networks of the models not in conftest's SMALL
@@ -35,17 +37,24 @@ TINY = {
 }
 
 
-def overrides(model: str, trick: str, image_pairs: dict[str, Path]) -> list[str]:
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    return write_scenes(tmp_path_factory.mktemp("trick_matrix") / "scenes")
+
+
+def overrides(model: str, trick: str, image_pairs: dict[str, Path], scenes: Path) -> list[str]:
     common = [f"tricks=[{trick}]", "trainer.max_epochs=1", "trainer.max_steps=2", "logger=none", "callbacks=none"]
     if model in ("pix2pix", "cyclegan"):
         return [*translation_quick(model, image_pairs), *common]
+    if model == "gpgan":  # one critic and one G update in the first batch
+        return [*gpgan_quick(scenes), "model.critic_boost=null", "loss.d_steps=1", *common]
     return [f"model={model}", *SMALL.get(model, TINY.get(model, [])), *QUICK, "data.image_size=16", *common]
 
 
 @pytest.mark.parametrize("trick", TRICKS)
 @pytest.mark.parametrize("model", MODELS)
-def test_model_takes_trick(make_cfg, image_pairs, one_thread, model, trick):
-    cfg = make_cfg(*overrides(model, trick, image_pairs))
+def test_model_takes_trick(make_cfg, image_pairs, scenes, one_thread, model, trick):
+    cfg = make_cfg(*overrides(model, trick, image_pairs, scenes))
     refusal = REFUSED.get((model, trick))
     if refusal:
         with pytest.raises(UserError, match=rf"model={model} cannot take tricks=\[{trick}\]: .*{refusal}"):

@@ -1,0 +1,188 @@
+"""A Bernoulli restricted Boltzmann machine: binary visible units v, binary hidden units h and the energy
+E(v, h) = -b'v - c'h - v'Wh (Hinton 2012, "A practical guide to training RBMs"; Fischer & Igel 2014).
+
+The network holds the parameters and what follows exactly from the energy: the free energy, both
+conditionals, Gibbs sampling, the pseudo-log-likelihood, the exact log-likelihood of a tiny machine, and
+the contrastive-divergence estimate of the log-likelihood gradient. Training schedules (CD-k or persistent
+chains, momentum, weight decay) live in gan_cli.models.rbm and gan_cli.models.dbn.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: N x visible x hidden numbers held at once by the vectorised pseudo-log-likelihood (64 MiB in float32)
+PLL_CHUNK = 1 << 24
+#: the largest layer enumerated by the exact partition function (2^20 states)
+MAX_ENUMERATED = 20
+
+
+class RBMNet(nn.Module):
+    """W (visible x hidden), b (visible bias), c (hidden bias); W ~ N(0, init_std^2), biases zero (as in
+    Hinton's guide, section 8, and scikit-learn's BernoulliRBM)."""
+
+    def __init__(self, visible: int, hidden: int, init_std: float = 0.01) -> None:
+        super().__init__()
+        self.visible, self.hidden = visible, hidden
+        self.W = nn.Parameter(torch.randn(visible, hidden) * init_std)
+        self.b = nn.Parameter(torch.zeros(visible))
+        self.c = nn.Parameter(torch.zeros(hidden))
+
+    # --- the energy and what follows from it ----------------------------------------------------------
+    def energy(self, v: Tensor, h: Tensor) -> Tensor:
+        """E(v, h) = -b'v - c'h - v'Wh for each row of v and h."""
+        return -(v @ self.b) - (h @ self.c) - ((v @ self.W) * h).sum(-1)
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        """F(v) = -log sum_h exp(-E(v, h)) = -b'v - sum_j softplus(c_j + (v'W)_j), for each row of v."""
+        return -(v @ self.b) - F.softplus(self.hidden_logits(v)).sum(-1)
+
+    def hidden_logits(self, v: Tensor) -> Tensor:
+        return torch.addmm(self.c, v, self.W)
+
+    def hidden_probs(self, v: Tensor) -> Tensor:
+        """p(h_j = 1 | v) = sigmoid(c_j + (v'W)_j)."""
+        return torch.sigmoid(self.hidden_logits(v))
+
+    def visible_probs(self, h: Tensor) -> Tensor:
+        """p(v_i = 1 | h) = sigmoid(b_i + (W h)_i)."""
+        return torch.sigmoid(torch.addmm(self.b, h, self.W.t()))
+
+    def reconstruct(self, v: Tensor) -> Tensor:
+        """The mean-field reconstruction p(v | h = p(h | v)): deterministic, for the reconstruction error."""
+        return self.visible_probs(self.hidden_probs(v))
+
+    # --- sampling -------------------------------------------------------------------------------------
+    def gibbs(self, v: Tensor, steps: int) -> tuple[Tensor, Tensor]:
+        """`steps` rounds of block Gibbs sampling from v: h ~ p(h | v), then v ~ p(v | h).
+
+        Returns the last binary visible states and their probabilities p(v | h) (the mean of the last
+        draw, which shows a sample with less noise)."""
+        probs = v
+        for _ in range(steps):
+            probs = self.visible_probs(bernoulli(self.hidden_probs(v)))
+            v = bernoulli(probs)
+        return v, probs
+
+    # --- contrastive divergence -----------------------------------------------------------------------
+    @torch.no_grad()
+    def cd_step(self, v: Tensor, k: int, reconstruction: str = "probabilities",
+                hidden: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Run the negative phase of CD-k and put the CD estimate into the parameters' .grad (see
+        set_cd_gradients). The chain starts at h ~ p(h | v) (CD-k) or at the binary hidden states
+        `hidden` of persistent chains (PCD), and takes k steps v ~ p(v | h), h ~ p(h | v).
+
+        v~ in the statistics is the last step's p(v | h) with reconstruction="probabilities" (Hinton's
+        guide 3.2: less sampling noise) or its binary sample with "sample" (scikit-learn, Tieleman 2008).
+        Returns (F(v) - F(v~), v~, the chains' next hidden states or None without `hidden`)."""
+        logits = self.hidden_logits(v)
+        h = torch.sigmoid(logits)
+        state = bernoulli(h) if hidden is None else hidden
+        for step in range(k):
+            probs = self.visible_probs(state)
+            sample = bernoulli(probs)
+            v_neg = probs if reconstruction == "probabilities" and step == k - 1 else sample
+            logits_neg = self.hidden_logits(v_neg)
+            if step < k - 1:
+                state = bernoulli(torch.sigmoid(logits_neg))
+        following = None
+        if hidden is not None:  # the chain carries on from its binary state
+            following = bernoulli(torch.sigmoid(logits_neg if v_neg is sample else self.hidden_logits(sample)))
+        difference = self.set_cd_gradients(v, v_neg, logits, logits_neg)
+        return difference, v_neg, following
+
+    @torch.no_grad()
+    def set_cd_gradients(self, v: Tensor, v_neg: Tensor, logits: Tensor | None = None,
+                         logits_neg: Tensor | None = None) -> Tensor:
+        """Put minus the CD estimate into each parameter's .grad, so that an SGD step of learning rate eta
+        makes the lecture's update
+            dW = eta (v h' - v~ h~') / N,   db = eta (v - v~) / N,   dc = eta (h - h~) / N   (summed over the batch)
+        where h = p(h | v) and h~ = p(h | v~) are probabilities (Hinton's guide 3.3: the statistics use
+        probabilities, the chain is driven by sampled binary states). `logits`, `logits_neg`: the hidden
+        logits of v and v~ where the caller has them already.
+
+        This is the gradient of F(v) - F(v~) (batch means) with v~ held fixed; its value is returned, so
+        the caller can log it and check that it stays finite."""
+        n = v.shape[0]
+        logits = self.hidden_logits(v) if logits is None else logits
+        logits_neg = self.hidden_logits(v_neg) if logits_neg is None else logits_neg
+        h, h_neg = torch.sigmoid(logits), torch.sigmoid(logits_neg)
+        dtype = self.W.dtype  # under mixed precision the products may be bf16: the gradients are the parameters'
+        self.W.grad = torch.addmm(v_neg.t() @ h_neg, v.t(), h, beta=1 / n, alpha=-1 / n).to(dtype)
+        self.b.grad = (v_neg - v).mean(0).to(dtype)
+        self.c.grad = (h_neg - h).mean(0).to(dtype)
+        return ((v_neg - v) @ self.b).mean() + (F.softplus(logits_neg) - F.softplus(logits)).sum(-1).mean()
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """Optimizer groups: weight decay on W only, never on the biases (Hinton's guide, section 10)."""
+        return [{"params": [self.W], "weight_decay": weight_decay},
+                {"params": [self.b, self.c], "weight_decay": 0.0}]
+
+    # --- scores ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def pseudo_log_likelihood(self, v: Tensor) -> Tensor:
+        """The exact pseudo-log-likelihood sum_i log p(v_i | v_-i) of each row of v (binary).
+
+        p(v_i | v_-i) = sigmoid(F(v with bit i flipped) - F(v)). Flipping bit i changes v by d_i = 1 - 2 v_i,
+        so b'v by b_i d_i and the hidden logits by d_i W_i: all D flips of a row are one (D, H) tensor."""
+        rows = max(1, PLL_CHUNK // max(1, self.visible * self.hidden))
+        return torch.cat([self._pll(chunk) for chunk in v.split(rows)]) if len(v) else v.new_zeros(0)
+
+    def _pll(self, v: Tensor) -> Tensor:
+        logits = self.hidden_logits(v)  # (N, H)
+        flip = 1 - 2 * v  # (N, D)
+        flipped = logits.unsqueeze(1) + flip.unsqueeze(2) * self.W  # (N, D, H)
+        delta = -flip * self.b - F.softplus(flipped).sum(-1) + F.softplus(logits).sum(-1, keepdim=True)  # F(v^i) - F(v)
+        return F.logsigmoid(delta).sum(-1)
+
+    @torch.no_grad()
+    def stochastic_pseudo_log_likelihood(self, v: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """scikit-learn's estimate (BernoulliRBM.score_samples): D log sigmoid(F(v^i) - F(v)) for one bit
+        i drawn at random per row. Unbiased for the exact value, but noisy."""
+        index = torch.randint(0, self.visible, (len(v),), generator=generator, device=v.device)
+        flipped = v.clone()
+        rows = torch.arange(len(v), device=v.device)
+        flipped[rows, index] = 1 - flipped[rows, index]
+        return self.visible * F.logsigmoid(self.free_energy(flipped) - self.free_energy(v))
+
+    @torch.no_grad()
+    def log_partition(self) -> Tensor:
+        """log Z = log sum_{v,h} exp(-E(v, h)), exactly, by enumerating the smaller layer: for a tiny
+        machine (at most 20 units on one side), where the likelihood itself can be checked."""
+        if min(self.visible, self.hidden) > MAX_ENUMERATED:
+            raise ValueError(f"log_partition enumerates 2^{min(self.visible, self.hidden)} states: only for RBMs with "
+                             f"at most {MAX_ENUMERATED} visible or hidden units.")
+        if self.visible <= self.hidden:
+            return torch.logsumexp(-self.free_energy(all_binary(self.visible, self.W)), 0)
+        h = all_binary(self.hidden, self.W)  # sum over v first: -F_h(h) = c'h + sum_i softplus(b_i + (W h)_i)
+        return torch.logsumexp(h @ self.c + F.softplus(torch.addmm(self.b, h, self.W.t())).sum(-1), 0)
+
+    @torch.no_grad()
+    def log_likelihood(self, v: Tensor) -> Tensor:
+        """log p(v) = -F(v) - log Z, exact (tiny machines only, see log_partition)."""
+        return -self.free_energy(v) - self.log_partition()
+
+
+def bernoulli(p: Tensor) -> Tensor:
+    """Binary states drawn with probabilities p (as torch.bernoulli, several times faster on a CPU)."""
+    return (torch.rand_like(p) < p).to(p.dtype)
+
+
+def all_binary(n: int, like: Tensor) -> Tensor:
+    """All 2^n binary vectors of length n, as rows (dtype and device of `like`)."""
+    return torch.tensor(list(itertools.product((0.0, 1.0), repeat=n)), dtype=like.dtype, device=like.device)
+
+
+def momentum_at(epoch: int, initial: float, final: float, switch_epoch: int) -> float:
+    """Hinton's guide, section 9: a small momentum while the weights settle, a large one after."""
+    return initial if epoch < switch_epoch else final
+
+
+def set_momentum(optimizer, momentum: float) -> None:
+    for group in optimizer.param_groups:
+        group["momentum"] = momentum
+
