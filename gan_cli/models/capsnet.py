@@ -22,8 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from gan_cli.data.datamodule import dataset_labels, denormalize
 from gan_cli.errors import UserError
-from gan_cli.models.base import GenerativeModule
-from gan_cli.models.classifier import Classifier, random_shift
+from gan_cli.models.classifier import HeldOutAccuracy, random_shift
 from gan_cli.nets.capsnet import CapsuleDecoder, CapsuleNetwork
 
 #: the paper's figure: each capsule dimension moved by -0.25, -0.20, ..., 0.25
@@ -46,7 +45,7 @@ def require(ok: bool, setting: str, want: str) -> None:
         raise UserError(f"model.{setting}: give {want}.")
 
 
-class CapsNet(GenerativeModule):
+class CapsNet(HeldOutAccuracy):
     """Margin loss on the digit capsules' lengths plus `reconstruction_weight` times the decoder's sum of
     squared errors per image; Adam, its learning rate times `lr_decay_rate` every `lr_decay_steps` batches
     (smoothly, as the reference code's exponential decay; 1 disables it).
@@ -140,12 +139,6 @@ class CapsNet(GenerativeModule):
         self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_accuracy)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_accuracy)
-
     def _evaluate(self, batch: dict, stage: str, accuracy: MulticlassAccuracy) -> None:
         """Accuracy, margin loss and reconstruction error (of the true class's capsule) on held-out images."""
         images, labels = self.unit_range(batch["image"]), batch["label"]
@@ -155,9 +148,6 @@ class CapsNet(GenerativeModule):
         if reconstruction is not None:
             self.log(f"{stage}/reconstruction_sse", reconstruction, batch_size=labels.size(0), sync_dist=True)
         self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=labels.size(0))
-
-    def on_validation_end(self) -> None:
-        Classifier.on_validation_end(self)  # the same "held-out accuracy" line in train.log
 
     def on_fit_start(self) -> None:
         if self.decoder is not None and self.trainer.datamodule is not None:

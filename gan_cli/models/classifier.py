@@ -26,7 +26,24 @@ log = logging.getLogger(__name__)
 LR_DECAYS = ("cosine", "none")
 
 
-class Classifier(GenerativeModule):
+class HeldOutAccuracy(GenerativeModule):
+    """Validation and test loops of a classifying model: its `_evaluate(batch, stage, accuracy)` logs the
+    stage's scores; the held-out accuracy of each epoch also goes to the run's train.log."""
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_accuracy)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_accuracy)
+
+    def on_validation_end(self) -> None:
+        # Lightning has computed the epoch's metrics by now; the line also goes to the run's train.log.
+        accuracy = self.trainer.callback_metrics.get("val/accuracy")
+        if accuracy is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero:
+            log.info("Epoch %d: held-out accuracy %.2f%% (val/accuracy)", self.current_epoch, 100 * float(accuracy))
+
+
+class Classifier(HeldOutAccuracy):
     """Cross-entropy training of `network` (e.g. gan_cli.nets.ConvClassifier), which must have
     `features()`, `num_classes`, `channels`, `image_size` and `feature_dim`.
 
@@ -99,12 +116,6 @@ class Classifier(GenerativeModule):
         self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_accuracy)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_accuracy)
-
     def _evaluate(self, batch: dict, stage: str, accuracy: MulticlassAccuracy) -> None:
         """Loss and accuracy on held-out images, averaged over the epoch."""
         logits = self(batch["image"])
@@ -113,11 +124,6 @@ class Classifier(GenerativeModule):
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), batch_size=labels.size(0), sync_dist=True)
         self.log(f"{stage}/accuracy", accuracy, prog_bar=True, batch_size=labels.size(0))
 
-    def on_validation_end(self) -> None:
-        # Lightning has computed the epoch's metrics by now; the line also goes to the run's train.log.
-        accuracy = self.trainer.callback_metrics.get("val/accuracy")
-        if accuracy is not None and not self.trainer.sanity_checking and self.trainer.is_global_zero:
-            log.info("Epoch %d: held-out accuracy %.2f%% (val/accuracy)", self.current_epoch, 100 * float(accuracy))
 
 
 def random_shift(images: Tensor, max_shift: int) -> Tensor:
