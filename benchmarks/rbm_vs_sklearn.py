@@ -16,7 +16,10 @@ estimate of the same quantity) for reference.
 
 Times: ours through gan-train's runner (gan_cli.runner.train: Lightning, DataLoader, no validation, logging,
 checkpoints or sample grids: the time from the first to the end of the last training batch), and through
-the model's own update on the same tensors in a plain loop (what the Lightning machinery costs).
+the model's own update on the same tensors in a plain loop (what the Lightning machinery costs). The runner
+loads batches of --loaded images and splits each into CD updates of the compared batch size
+(model.cd_batch_size), so Lightning's per-step cost is paid once per loaded batch; the same run with one
+update per loaded batch is shown too.
 
     OMP_NUM_THREADS=1 python benchmarks/rbm_vs_sklearn.py [--epochs 10] [--hidden 256] [--batch-sizes 10 100]
 """
@@ -108,11 +111,14 @@ def run_sklearn(train: torch.Tensor, test: torch.Tensor, args, batch_size: int, 
     return {"seconds": seconds, "pll": held_out_pll(net, test), "sklearn_score": own}
 
 
-def run_ours(extra: list[str], test: torch.Tensor, args, batch_size: int, seed: int, out: Path) -> dict:
-    """gan-train model=rbm data=mnist_5k data.image_size=28 with `extra`, timed by TrainingClock."""
+def run_ours(extra: list[str], test: torch.Tensor, args, batch_size: int, seed: int, out: Path,
+             loaded: int | None = None) -> dict:
+    """gan-train model=rbm data=mnist_5k data.image_size=28 with `extra`, timed by TrainingClock: CD updates of
+    `batch_size` images, from loaded batches of `loaded` images (default: one update per loaded batch)."""
     from gan_cli.runner import build
 
-    cfg = compose_train(["model=rbm", "data=mnist_5k", "data.image_size=28", f"data.batch_size={batch_size}",
+    cfg = compose_train(["model=rbm", "data=mnist_5k", "data.image_size=28", f"data.batch_size={loaded or batch_size}",
+                         f"model.cd_batch_size={batch_size}",
                          f"model.hidden={args.hidden}", f"model.lr={args.lr}", f"trainer.max_epochs={args.epochs}",
                          "trainer=cpu", "logger=none", "callbacks=none", "trainer.limit_val_batches=0",
                          "trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false",
@@ -151,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--loaded", type=int, default=900,
+                        help="images per loaded batch (data.batch_size), split into CD updates of each batch size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-rbm"))
     args = parser.parse_args(argv)
@@ -169,18 +177,21 @@ def main(argv: list[str] | None = None) -> int:
     print("PLL: exact held-out pseudo-log-likelihood per digit, in nats (higher is better); time: training only, CPU "
           "seconds of this one-thread process (the speed ratio) and wall seconds")
     for batch_size in args.batch_sizes:
-        print(f"\nbatch size {batch_size} ({len(train) // batch_size} updates an epoch)")
+        print(f"\nbatch size B={batch_size} ({len(train) // batch_size} updates an epoch; ours: loaded batches of "
+              f"{args.loaded} split into updates of {batch_size}, model.cd_batch_size={batch_size}, unless said)")
         print(f"  {'model':<62} {'PLL':>8} {'CPU s':>7} {'wall s':>7} {'speed vs sklearn':>16}")
         sk = run_sklearn(train, test, args, batch_size, args.seed)
         rows = [("scikit-learn BernoulliRBM.fit (PCD-1)", sk),
                 ("ours, gan-train runner, PCD-1 as scikit-learn",
-                 run_ours(AS_SKLEARN, test, args, batch_size, args.seed, args.out / f"pcd_{batch_size}")),
+                 run_ours(AS_SKLEARN, test, args, batch_size, args.seed, args.out / f"pcd_{batch_size}", args.loaded)),
+                ("  same, one update per loaded batch (data.batch_size=B)",
+                 run_ours(AS_SKLEARN, test, args, batch_size, args.seed, args.out / f"pcd1_{batch_size}")),
                 ("ours, plain loop over the model's update, PCD-1",
                  run_plain(train, test, args, batch_size, args.seed)),
                 ("ours, gan-train runner, CD-1 (same plain SGD)",
-                 run_ours(PLAIN_CD1, test, args, batch_size, args.seed, args.out / f"cd1_{batch_size}")),
+                 run_ours(PLAIN_CD1, test, args, batch_size, args.seed, args.out / f"cd1_{batch_size}", args.loaded)),
                 ("ours, gan-train runner, default config (CD-1, momentum, decay)",
-                 run_ours([], test, args, batch_size, args.seed, args.out / f"default_{batch_size}"))]
+                 run_ours([], test, args, batch_size, args.seed, args.out / f"default_{batch_size}", args.loaded))]
         for name, result in rows:
             speed = f"{sk['seconds']['cpu'] / result['seconds']['cpu']:.2f}x" if result is not sk else ""
             print(f"  {name:<62} {result['pll']:8.2f} {result['seconds']['cpu']:7.2f} {result['seconds']['wall']:7.2f} "

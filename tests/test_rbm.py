@@ -186,13 +186,13 @@ def test_a_training_step_applies_the_formula_to_the_batch_and_its_own_chain(make
                    "callbacks=none")
     datamodule, model, trainer = build(cfg)
     seen = {}
-    set_cd_gradients = model.rbm.set_cd_gradients
+    set_statistics = model.rbm.set_statistics
 
-    def recorded(v, v_neg, *logits):
+    def recorded(v, v_neg, *hidden_probs):
         seen.update(v=v.clone(), v_neg=v_neg.clone())
-        return set_cd_gradients(v, v_neg, *logits)
+        return set_statistics(v, v_neg, *hidden_probs)
 
-    monkeypatch.setattr(model.rbm, "set_cd_gradients", recorded)
+    monkeypatch.setattr(model.rbm, "set_statistics", recorded)
     before_net = RBMNet(16, 3)
     before_net.load_state_dict(model.rbm.state_dict())
     trainer.fit(model, datamodule=datamodule)
@@ -343,3 +343,25 @@ def test_persistent_chains_and_momentum_survive_a_checkpoint(tmp_path, one_threa
     assert whole.keys() == resumed.keys() and not torch.equal(whole["chains"], cut["state_dict"]["chains"])
     for key in whole:
         assert torch.equal(whole[key], resumed[key]), key
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_loaded_batch_split_into_cd_updates_makes_the_same_updates_as_loading_them_one_by_one(
+        tmp_path, one_thread, persistent):
+    """model.cd_batch_size=8 on loaded batches of 32 = 4 updates a training step, the very updates (same images,
+    order and random draws) of loaded batches of 8; only Lightning's step count differs."""
+    common = [*TINY, f"model.persistent={persistent}", "model.momentum_epochs=1", "trainer.max_epochs=2",
+              "trainer.limit_val_batches=0", "callbacks=none", "model.cd_batch_size=8"]
+    runs = {}
+    for name, batch_size in (("one", 8), ("split", 32)):
+        datamodule, model, trainer = build(compose_train(tmp_path / name, [*common, f"data.batch_size={batch_size}"]))
+        trainer.fit(model, datamodule=datamodule)
+        runs[name] = (trainer.global_step, model.state_dict())
+    assert (runs["one"][0], runs["split"][0]) == (16, 4)
+    for key, value in runs["one"][1].items():
+        torch.testing.assert_close(runs["split"][1][key], value, msg=key)
+
+
+def test_cd_batch_size_must_be_positive(make_cfg):
+    with pytest.raises(InstantiationException, match="model.cd_batch_size=0"):
+        build(make_cfg(*TINY, "model.cd_batch_size=0"))

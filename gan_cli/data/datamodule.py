@@ -64,6 +64,29 @@ class _InMemory(Dataset):
         return {"image": self.images[index], "label": self.labels[index]}
 
 
+class _WholeBatches(Dataset):
+    """An in-memory dataset that the training DataLoader asks for a whole batch at a time (PyTorch's
+    `__getitems__`): two indexing operations instead of fetching and stacking images one by one."""
+
+    def __init__(self, items: _InMemory) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+    def __getitems__(self, indices: list[int]) -> dict:
+        index = torch.as_tensor(indices)
+        return {"image": self.items.images[index], "label": self.items.labels[index]}
+
+
+def keep_batch(batch: dict) -> dict:
+    """The collate function of a dataset that returns whole batches: nothing left to stack."""
+    return batch
+
+
 def dataset_labels(dataset: Dataset) -> Tensor:
     """The integer label of every item of `dataset` (a _NamedFields or _InMemory), read without loading
     the images where the source keeps its labels (`labels`, or torchvision's `targets`)."""
@@ -219,7 +242,9 @@ def batch_loader(datamodule, dataset: Dataset, train: bool) -> DataLoader:
             f"The dataset has {len(dataset)} training images, fewer than one batch (data.batch_size="
             f"{datamodule.batch_size}). Lower data.batch_size or add images."
         )
-    return DataLoader(dataset, batch_size=datamodule.batch_size, shuffle=train, drop_last=drop_last,
+    whole_batches = type(dataset) is _InMemory  # not a subclass with items of its own
+    return DataLoader(_WholeBatches(dataset) if whole_batches else dataset, batch_size=datamodule.batch_size,
+                      shuffle=train, drop_last=drop_last, collate_fn=keep_batch if whole_batches else None,
                       num_workers=datamodule.num_workers, pin_memory=datamodule.pin_memory,
                       persistent_workers=datamodule.num_workers > 0)
 

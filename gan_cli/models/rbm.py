@@ -149,6 +149,10 @@ class RBM(GenerativeModule):
       `weight_decay` on W only.
     - `init_visible_bias`: b starts at the log-odds of each pixel being on in the training images
       (Hinton's guide, section 8) rather than at 0.
+    - `cd_batch_size`: images per CD update. Each loaded batch is split into updates of this size, so a
+      large data.batch_size with a small cd_batch_size (scikit-learn's default is 10) runs many small
+      updates per training step, paying the framework's per-step cost once per batch. Lightning's
+      global_step counts loaded batches, not updates.
     - `gibbs_steps`: the length of the chains that draw samples (sample(), the logged sample grid).
     - `monitor_size`: training images (a fixed subset) whose scores are compared with the held-out
       ones (the free-energy gap, Hinton's guide section 6).
@@ -158,7 +162,8 @@ class RBM(GenerativeModule):
                  persistent: bool = False, chains: int = 32, reconstruction: str = "probabilities",
                  weight_decay: float = 2e-4, initial_momentum: float = 0.5, final_momentum: float = 0.9,
                  momentum_epochs: int = 5, binarize: str = "none", init_std: float = 0.01,
-                 init_visible_bias: bool = True, gibbs_steps: int = 1000, monitor_size: int = 500) -> None:
+                 init_visible_bias: bool = True, gibbs_steps: int = 1000, monitor_size: int = 500,
+                 cd_batch_size: int | None = None) -> None:
         super().__init__()
         check_cd_settings(lr, k, weight_decay, initial_momentum, final_momentum, momentum_epochs, binarize, init_std,
                           reconstruction)
@@ -173,6 +178,9 @@ class RBM(GenerativeModule):
         if monitor_size < 1:
             raise UserError(f"model.monitor_size={monitor_size}: training images compared with held-out ones, "
                             "1 or more.")
+        if cd_batch_size is not None and cd_batch_size < 1:
+            raise UserError(f"model.cd_batch_size={cd_batch_size}: the images of one CD update, 1 or more (null: "
+                            "the whole loaded batch).")
         self.automatic_optimization = False
         save_plain_hyperparameters(self, mean, std)
         self.coding = VisibleCoding(channels, image_size, mean, std, binarize)
@@ -180,6 +188,7 @@ class RBM(GenerativeModule):
         self.lr, self.k, self.persistent, self.reconstruction = lr, k, persistent, reconstruction
         self.weight_decay, self.momentum = weight_decay, (initial_momentum, final_momentum, momentum_epochs)
         self.gibbs_steps, self.monitor_size, self.init_visible_bias = gibbs_steps, monitor_size, init_visible_bias
+        self.cd_batch_size = cd_batch_size
         self.register_buffer("started", torch.tensor(False))  # set once training has begun (and b was set)
         if persistent:
             self.register_buffer("chains", torch.zeros(chains, hidden))  # hidden states, as scikit-learn
@@ -199,15 +208,20 @@ class RBM(GenerativeModule):
         self.started.fill_(True)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        v = self.coding.visible(batch["image"], draw=True)
+        visible = self.coding.visible(batch["image"], draw=True)
         optimizer = self.optimizers()
         momentum = momentum_at(self.current_epoch, *self.momentum)
         set_momentum(optimizer.optimizer, momentum)
-        difference, _, following = self.rbm.cd_step(v, self.k, self.reconstruction, self.chain_state(v))
-        optimizer.step()
-        if self.persistent:
-            self.chains[:len(v)] = following
-        self.track_finite("free_energy_difference", difference)
+        updates = visible.split(self.cd_batch_size or len(visible))
+        for i, v in enumerate(updates):
+            last = i == len(updates) - 1
+            difference, _, following = self.rbm.cd_step(v, self.k, self.reconstruction, self.chain_state(v),
+                                                        measure=last)
+            # Lightning counts the batch's last update (global_step); the others step the torch optimizer itself
+            (optimizer if last else optimizer.optimizer).step()
+            if self.persistent:
+                self.chains[:len(v)] = following
+        self.track_finite("free_energy_difference", difference)  # a NaN in any update reaches the last one
         if self.should_log_details():
             with torch.no_grad():
                 recon = (self.rbm.reconstruct(v) - v).pow(2).mean()
@@ -220,8 +234,8 @@ class RBM(GenerativeModule):
         if not self.persistent:
             return None
         if len(v) > len(self.chains):
-            raise UserError(f"model.chains={len(self.chains)} persistent chains, but a batch of {len(v)} images: set "
-                            f"model.chains to data.batch_size ({len(v)}).")
+            raise UserError(f"model.chains={len(self.chains)} persistent chains, but CD updates of {len(v)} images: set "
+                            f"model.chains to model.cd_batch_size ({len(v)}).")
         if not self.chains_started:
             first = v[torch.arange(len(self.chains), device=v.device) % len(v)]
             with torch.no_grad():

@@ -71,50 +71,65 @@ class RBMNet(nn.Module):
     # --- contrastive divergence -----------------------------------------------------------------------
     @torch.no_grad()
     def cd_step(self, v: Tensor, k: int, reconstruction: str = "probabilities",
-                hidden: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+                hidden: Tensor | None = None, measure: bool = True) -> tuple[Tensor | None, Tensor, Tensor | None]:
         """Run the negative phase of CD-k and put the CD estimate into the parameters' .grad (see
         set_cd_gradients). The chain starts at h ~ p(h | v) (CD-k) or at the binary hidden states
         `hidden` of persistent chains (PCD), and takes k steps v ~ p(v | h), h ~ p(h | v).
 
         v~ in the statistics is the last step's p(v | h) with reconstruction="probabilities" (Hinton's
         guide 3.2: less sampling noise) or its binary sample with "sample" (scikit-learn, Tieleman 2008).
-        Returns (F(v) - F(v~), v~, the chains' next hidden states or None without `hidden`)."""
-        logits = self.hidden_logits(v)
-        h = torch.sigmoid(logits)
-        state = bernoulli(h) if hidden is None else hidden
+        Returns (F(v) - F(v~), or None when not `measure`d; v~; the chains' next hidden states or None
+        without `hidden`)."""
+        n = v.shape[0]
+        if hidden is None:  # CD-k: the chain starts at the data
+            logits = self.hidden_logits(v)
+            h = torch.sigmoid(logits)
+            state = bernoulli(h)
+        else:
+            state = hidden
         for step in range(k):
             probs = self.visible_probs(state)
             sample = bernoulli(probs)
             v_neg = probs if reconstruction == "probabilities" and step == k - 1 else sample
-            logits_neg = self.hidden_logits(v_neg)
             if step < k - 1:
-                state = bernoulli(torch.sigmoid(logits_neg))
+                state = bernoulli(self.hidden_probs(v_neg))
+        if hidden is None:
+            logits_neg = self.hidden_logits(v_neg)
+            h_neg = torch.sigmoid(logits_neg)
+        else:  # v~ does not depend on v: one product gives the hidden logits of both phases
+            both = self.hidden_logits(torch.cat([v, v_neg]))
+            (logits, logits_neg), (h, h_neg) = both.split(n), torch.sigmoid(both).split(n)
         following = None
         if hidden is not None:  # the chain carries on from its binary state
-            following = bernoulli(torch.sigmoid(logits_neg if v_neg is sample else self.hidden_logits(sample)))
-        difference = self.set_cd_gradients(v, v_neg, logits, logits_neg)
-        return difference, v_neg, following
+            following = bernoulli(h_neg if v_neg is sample else self.hidden_probs(sample))
+        self.set_statistics(v, v_neg, h, h_neg)
+        return (self.free_energy_difference(v, v_neg, logits, logits_neg) if measure else None), v_neg, following
 
     @torch.no_grad()
-    def set_cd_gradients(self, v: Tensor, v_neg: Tensor, logits: Tensor | None = None,
-                         logits_neg: Tensor | None = None) -> Tensor:
+    def set_cd_gradients(self, v: Tensor, v_neg: Tensor) -> Tensor:
         """Put minus the CD estimate into each parameter's .grad, so that an SGD step of learning rate eta
         makes the lecture's update
             dW = eta (v h' - v~ h~') / N,   db = eta (v - v~) / N,   dc = eta (h - h~) / N   (summed over the batch)
         where h = p(h | v) and h~ = p(h | v~) are probabilities (Hinton's guide 3.3: the statistics use
-        probabilities, the chain is driven by sampled binary states). `logits`, `logits_neg`: the hidden
-        logits of v and v~ where the caller has them already.
+        probabilities, the chain is driven by sampled binary states).
 
-        This is the gradient of F(v) - F(v~) (batch means) with v~ held fixed; its value is returned, so
-        the caller can log it and check that it stays finite."""
+        This is the gradient of F(v) - F(v~) (batch means) with v~ held fixed; its value is returned."""
+        logits, logits_neg = self.hidden_logits(v), self.hidden_logits(v_neg)
+        self.set_statistics(v, v_neg, torch.sigmoid(logits), torch.sigmoid(logits_neg))
+        return self.free_energy_difference(v, v_neg, logits, logits_neg)
+
+    def set_statistics(self, v: Tensor, v_neg: Tensor, h: Tensor, h_neg: Tensor) -> None:
+        """The .grad of set_cd_gradients from both phases' visible states and hidden probabilities."""
         n = v.shape[0]
-        logits = self.hidden_logits(v) if logits is None else logits
-        logits_neg = self.hidden_logits(v_neg) if logits_neg is None else logits_neg
-        h, h_neg = torch.sigmoid(logits), torch.sigmoid(logits_neg)
         dtype = self.W.dtype  # under mixed precision the products may be bf16: the gradients are the parameters'
-        self.W.grad = torch.addmm(v_neg.t() @ h_neg, v.t(), h, beta=1 / n, alpha=-1 / n).to(dtype)
+        # both phases' outer products in one matrix product: [v~; v]' [h~; -h] / N
+        weights = torch.cat([h_neg, h.neg()]).div_(n)
+        self.W.grad = (torch.cat([v_neg, v]).t() @ weights).to(dtype)
         self.b.grad = (v_neg - v).mean(0).to(dtype)
-        self.c.grad = (h_neg - h).mean(0).to(dtype)
+        self.c.grad = weights.sum(0).to(dtype)
+
+    def free_energy_difference(self, v: Tensor, v_neg: Tensor, logits: Tensor, logits_neg: Tensor) -> Tensor:
+        """mean F(v) - mean F(v~), from the hidden logits of both."""
         return ((v_neg - v) @ self.b).mean() + (F.softplus(logits_neg) - F.softplus(logits)).sum(-1).mean()
 
     def param_groups(self, weight_decay: float) -> list[dict]:
