@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Callable
 
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
+from torch import Tensor
 from torchvision.utils import save_image
 
 from gan_cli.checkpoint import load_model
+from gan_cli.data.datamodule import denormalize
 from gan_cli.errors import UserError
 from gan_cli.models.classifier import Classifier
 from gan_cli.models.translation import TranslationModel
@@ -32,6 +35,11 @@ def sample(cfg: DictConfig) -> Path:
         raise UserError(f"num_samples must be at least 1, not {n}.")
     labels, nrow = None, cfg.nrow or 8
     num_classes = getattr(model, "num_classes", 0)
+    output = Path(cfg.output).expanduser()
+    to_folder = cfg.output.endswith(("/", "\\")) or output.is_dir()
+    captions = requested_captions(model, cfg)
+    if captions:
+        return sample_captions(model, run_config, captions, cfg, output, to_folder)
     if cfg.label is not None:
         if not num_classes:
             raise UserError("label= needs a class-conditional model (e.g. model=cgan); this checkpoint has no labels.")
@@ -42,8 +50,6 @@ def sample(cfg: DictConfig) -> Path:
         per_row = cfg.nrow or max(1, n // num_classes)
         labels = torch.arange(n, device=model.device) // per_row % num_classes
         nrow = per_row
-    output = Path(cfg.output).expanduser()
-    to_folder = cfg.output.endswith(("/", "\\")) or output.is_dir()
     if cfg.get("chain"):  # one row per sample: its image at each level, coarse to fine
         if to_folder:
             raise UserError(f"chain=true writes one grid (a row per sample): give output=FILE.png, not the folder "
@@ -53,13 +59,64 @@ def sample(cfg: DictConfig) -> Path:
     else:
         images = model.sample(n, labels, **sampler_options(model, cfg))
     mean, std = run_config["data"]["mean"], run_config["data"]["std"]
+    return write_images(images, cfg.output, output, to_folder, mean, std, lambda: to_grid(images, nrow, mean, std))
+
+
+def requested_captions(model, cfg: DictConfig) -> list[str]:
+    """The captions of text= or text_file= (one a line, blank lines skipped); [] when neither is given."""
+    text, text_file = cfg.get("text"), cfg.get("text_file")
+    if text is None and text_file is None:
+        return []
+    if text is not None and text_file is not None:
+        raise UserError("Give either text=\"a caption\" or text_file=FILE (one caption a line), not both.")
+    if not getattr(model, "text_conditional", False):
+        raise UserError(f"text= and text_file= are for text-to-image models (model=text_cgan, stackgan); this checkpoint "
+                        f"holds {type(model).__name__}, which takes no text. Leave them out.")
+    if cfg.get("chain"):
+        raise UserError("chain=true and text= cannot be combined: leave chain= out.")
+    if text is not None:
+        if not str(text).strip():
+            raise UserError('text= is empty: give a caption, e.g. text="a thick slanted seven".')
+        return [str(text).strip()]
+    path = Path(text_file).expanduser()
+    if not path.is_file():
+        raise UserError(f"text_file={text_file} does not exist: give a text file with one caption a line.")
+    captions = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not captions:
+        raise UserError(f"text_file={text_file} holds no caption: write one caption a line.")
+    return captions
+
+
+def sample_captions(model, run_config: dict, captions: list[str], cfg: DictConfig, output: Path,
+                    to_folder: bool) -> Path:
+    """num_samples images per caption, encoded with the run's text encoder; a grid has one row per caption,
+    the caption written beside it (a folder gets one PNG per image, caption by caption)."""
+    from hydra.utils import instantiate
+
+    from gan_cli.models.text_conditioned import captioned_rows
+
+    if cfg.label is not None:
+        raise UserError("label= and text= cannot be combined: the caption says what to draw. Leave label= out.")
+    encoder = instantiate(run_config["text_encoder"])
+    embeddings = encoder.encode(captions).to(model.device)
+    per_caption = cfg.num_samples
+    images = torch.cat([model.sample(per_caption, text=embedding[None]) for embedding in embeddings])
+    mean, std = run_config["data"]["mean"], run_config["data"]["std"]
+    return write_images(images, cfg.output, output, to_folder, mean, std, lambda: captioned_rows(
+        denormalize(images.detach().float().cpu(), mean, std).clamp(0, 1), captions))
+
+
+def write_images(images: Tensor, name: str, output: Path, to_folder: bool, mean, std,
+                 grid: Callable[[], Tensor]) -> Path:
+    """One PNG per image into the folder `output`, or the figure `grid()` (built only then) as the file `output`
+    (`name`: the output= setting, for the message)."""
     if to_folder:
         save_each(images, output, mean, std)
         return output
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise UserError(f"output={cfg.output} should end in .png or .jpg (a grid), or in / (one PNG per sample).")
+        raise UserError(f"output={name} should end in .png or .jpg (a grid), or in / (one PNG per sample).")
     output.parent.mkdir(parents=True, exist_ok=True)
-    save_image(to_grid(images, nrow, mean, std), output)
+    save_image(grid(), output)
     return output
 
 

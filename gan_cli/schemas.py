@@ -55,6 +55,7 @@ class TrainConfig:
     loss: Any = None
     metrics: Optional[MetricsConfig] = None
     tricks: Any = None               # name -> trick node (conf/tricks/), e.g. tricks=[ema,r1]
+    text_encoder: Any = None         # a _target_ node: turns captions into embeddings (conf/text_encoder/)
     trainer: Any = MISSING
     callbacks: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)
@@ -77,6 +78,8 @@ class SampleConfig:
     device: str = "cpu"
     chain: bool = False
     gibbs_steps: Optional[int] = None
+    text: Optional[str] = None       # a caption for a text-to-image model (model=text_cgan, stackgan)
+    text_file: Optional[str] = None  # a file of captions, one a line
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""gan-translate: one generator of a pix2pix or CycleGAN checkpoint over a folder of images.
+"""gan-translate: one generator of a pix2pix, CycleGAN or UNIT checkpoint over a folder of images.
 
-Only the generator for the requested direction is built and loaded. Images keep their own size (they are
-padded to what the network needs and cropped back) and their file names.
+Only the generator for the requested direction is built and loaded (UNIT: its encoders and decoders). Images
+keep their own size (they are padded to what the network needs and cropped back) and their file names.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def load_generator(checkpoint: dict, direction: str) -> tuple[nn.Module, str]:
     target = config["model"]["_target_"]
     model_class = get_class(target)
     if not issubclass(model_class, TranslationModel):
-        raise UserError(f"gan-translate needs an image-to-image model (model=pix2pix or cyclegan); this checkpoint "
-                        f"holds {target}. Use gan-sample for it.")
+        raise UserError(f"gan-translate needs an image-to-image model (model=pix2pix, cyclegan or unit); this "
+                        f"checkpoint holds {target}. Use gan-sample for it.")
     if direction not in DIRECTIONS:
         raise UserError(f"direction={direction}: choose AtoB or BtoA.")
     trained = config["data"].get("direction", "AtoB")
@@ -43,6 +43,8 @@ def load_generator(checkpoint: dict, direction: str) -> tuple[nn.Module, str]:
         raise UserError(f"This {model_class.__name__} checkpoint translates {' and '.join(can)} only (it was trained "
                         f"with data.direction={trained}); use direction={can[0]}.")
     name = model_class.GENERATORS[model_direction]
+    if hasattr(model_class, "load_translator"):  # translators made of shared parts (UNIT) are built by the model
+        return model_class.load_translator(config, checkpoint["state_dict"], model_direction), name
     if config.get("tricks"):  # tricks may change the generator (virtual batch norm) or replace it (ema's average)
         model = instantiate(config["model"])
         attach_tricks(model, config["tricks"])

@@ -173,6 +173,8 @@ def test_the_wheel_ships_the_configs(tmp_path):
     shipped = {f"gan_cli/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
     assert shipped and shipped <= names
     assert "gan_cli/conf/train.yaml" in names and "gan_cli/conf/model/dcgan.yaml" in names
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "gan_cli").rglob("*.py")}
+    assert modules <= names, f"packages missing from pyproject's list: {sorted(modules - names)}"
 
 
 def test_gibbs_steps_is_refused_for_a_model_without_gibbs_chains(checkpoints):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
@@ -13,7 +14,7 @@ from gan_cli.schemas import validate_targets
 from tests.conftest import run_cli
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-TRANSLATION_MODELS = ["cyclegan", "pix2pix"]  # tested in test_translation_models.py
+TRANSLATION_MODELS = ["cyclegan", "pix2pix", "direct_translation", "unit"]  # test_translation_models.py, test_unit.py, ...
 CLASSIFIERS = ["classifier", "capsnet", "dbn"]  # tested in test_classifier.py, test_capsnet.py, test_dbn.py
 NOT_SAMPLERS = ["autoencoder", "gpgan"]  # draw nothing from noise: tested in test_autoencoder.py, test_gpgan.py
 
@@ -42,7 +43,8 @@ def test_every_noise_to_image_model_builds_for_the_data_it_is_given(make_cfg, mo
     for data, channels, size in [("fake", 1, 32), ("fake", 3, 64)]:
         cfg = make_cfg(f"model={model}", f"data={data}", f"data.channels={channels}", f"data.image_size={size}")
         module = instantiate(cfg.model)
-        images = module.sample(2)
+        text = {"text": torch.randn(2, cfg.text_encoder.dim)} if getattr(module, "text_conditional", False) else {}
+        images = module.sample(2, **text)
         assert images.shape == (2, channels, size, size)
 
 
@@ -112,8 +114,9 @@ def test_cli_mistakes_get_a_message_and_no_traceback(tmp_path):
 def test_cli_help_lists_groups_and_cfg_job_prints_the_config(tmp_path):
     help_text = run_cli(["--help"], tmp_path, module="gan-train")
     assert help_text.returncode == 0
-    for line in ("model: autoencoder, capsnet, cgan, classifier, cyclegan, dbn, dcgan, gan, gpgan, infogan, lapgan, "
-                 "pix2pix, rbm, ssgan, vae", "model/coder: conv, fc",
+    for line in ("model: autoencoder, capsnet, cgan, classifier, cyclegan, dbn, dcgan, direct_translation, gan, gpgan, "
+                 "infogan, lapgan, pix2pix, rbm, ssgan, stackgan, text_cgan, unit, vae", "model/coder: conv, fc",
+                 "model/perceptual: digits, network, vgg", "text_encoder: hashing, minilm, precomputed, sentence_transformer",
                  "tricks: diffaugment, ema, feature_matching, historical_averaging, label_smoothing, "
                  "minibatch_discrimination, r1, spectral_norm, unrolled, virtual_batchnorm",
                  "loss: hinge, lsgan, minimax, nonsaturating, wgan, wgan_gp",

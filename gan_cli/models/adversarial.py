@@ -127,16 +127,29 @@ class AdversarialModule(GenerativeModule):
     def discriminator_optimizer(self):
         return self.optimizers()[1]
 
-    def optimise(self, optimizer, loss: Tensor, name: str, nets: list[nn.Module], details: bool) -> dict:
-        """One update of `nets` on `loss`; returns the loss (and gradient norm on log steps) to log."""
+    def optimise(self, optimizer, loss: Tensor, name: str, nets: list[nn.Module], details: bool,
+                 gradient_logs: Callable[[], dict[str, Tensor]] | None = None) -> dict:
+        """One update of `nets` on `loss`; returns the loss (and on log steps what `gradient_logs()` gives after
+        the backward pass, by default the nets' gradient norm) to log."""
         self.track_finite(name, loss)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         logs = {f"train/{name}": loss.detach()}
-        if details:
+        if details and gradient_logs is not None:
+            logs |= gradient_logs()
+        elif details:
             logs[f"train/grad_norm_{name[0].upper()}"] = torch.linalg.vector_norm(
                 torch.stack([grad_norm(net) for net in nets]))
         optimizer.step()
+        return logs
+
+    def update_discriminator(self, optimizer, terms: dict[str, Tensor], real_scores: Tensor, fake_scores: Tensor,
+                             discriminator: nn.Module, details: bool) -> dict:
+        """One update of `discriminator` on the sum of its `terms` (from discriminator_terms), then the post-step
+        rules (discriminator_updated); returns d_loss (and on log steps discriminator_logs) to log."""
+        logs = self.optimise(optimizer, sum(terms.values()), "d_loss", [discriminator], details,
+                             lambda: self.discriminator_logs(terms, real_scores, fake_scores, discriminator))
+        self.discriminator_updated(discriminator)
         return logs
 
     @torch.no_grad()

@@ -5,10 +5,13 @@ Two generators, G_A: A -> B (G in the paper) and G_B: B -> A (F), and two discri
 images of B (D_Y) and D_B judging images of A (D_X). The generators minimise
 
     L_GAN(G_A, D_A) + L_GAN(G_B, D_B) + lambda_A ||G_B(G_A(a)) - a||_1 + lambda_B ||G_A(G_B(b)) - b||_1
-        + lambda_identity * (lambda_B ||G_A(b) - b||_1 + lambda_A ||G_B(a) - a||_1),
+        + lambda_identity * (lambda_B ||G_A(b) - b||_1 + lambda_A ||G_B(a) - a||_1)
+        [+ perceptual(a, G_A(a)) + perceptual(b, G_B(b))],
 
 with the least-squares adversarial loss by default (loss=lsgan), and each discriminator learns from a
-pool of the last 50 generated images rather than only the newest ones. The names of the logged terms
+pool of the last 50 generated images rather than only the newest ones. The optional perceptual term
+(model/perceptual=vgg|digits, gan_cli.losses.perceptual) keeps each translation close to its input in a frozen
+network's features; it is logged as perc_A and perc_B. The names of the logged terms
 (G_A, cycle_A, idt_A, D_A, ...) are those of the reference code.
 """
 
@@ -16,12 +19,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from gan_cli.losses.adversarial import AdversarialLoss
+from gan_cli.losses.perceptual import PerceptualLoss
 from gan_cli.models.translation import TranslationModel
 from gan_cli.nets.image_pool import ImagePool
 
@@ -46,15 +49,16 @@ class CycleGAN(TranslationModel):
                  lambda_A: float = 10.0, lambda_B: float = 10.0, lambda_identity: float = 0.5,
                  pool_size: int = 50, lr_constant_epochs: int = 100, lr_decay_epochs: int = 100,
                  d_loss_weight: float = 0.5, init: str = "normal", init_gain: float = 0.02,
-                 inference: str = "eval", num_examples: int = 4) -> None:
+                 inference: str = "eval", num_examples: int = 4, perceptual: PerceptualLoss | None = None) -> None:
         super().__init__(loss, optimizer, lr, lr_constant_epochs, lr_decay_epochs, d_loss_weight, init, init_gain,
                          inference, num_examples)
-        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])
+        self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer", "perceptual"])
         self.G_A, self.G_B = generator(), generator()
         self.D_A, self.D_B = discriminator(), discriminator()
         self.init_weights()
         self.lambda_A, self.lambda_B, self.lambda_identity = lambda_A, lambda_B, lambda_identity
         self.fake_A_pool, self.fake_B_pool = ImagePool(pool_size), ImagePool(pool_size)
+        self.perceptual = perceptual
 
     def discriminators(self) -> list[nn.Module]:
         return [self.D_A, self.D_B]
@@ -73,29 +77,21 @@ class CycleGAN(TranslationModel):
         if self.lambda_identity > 0:
             terms["idt_A"] = identity_loss(self.G_A, real_B, self.lambda_B * self.lambda_identity)
             terms["idt_B"] = identity_loss(self.G_B, real_A, self.lambda_A * self.lambda_identity)
+        if self.perceptual is not None:
+            terms["perc_A"] = self.perceptual(real_A, fake_B)
+            terms["perc_B"] = self.perceptual(real_B, fake_A)
         return terms, fake_A, fake_B
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        real_A, real_B = batch["A"], batch["B"]
-        opt_g, opt_d = self.optimizers()
-        details = self.should_log_details()
-        logs: dict[str, Tensor] = {}
-        # The generators first (discriminators frozen), then both discriminators, as the reference code.
-        if self.generator_due():
-            with self.toggled_optimizer(opt_g):
-                terms, fake_A, fake_B = self.generator_terms(real_A, real_B)
-                logs |= self.optimise(opt_g, sum(terms.values()), "g_loss", self.generators(), details)
-            self.generator_updated()
-            logs |= {f"train/{name}": value.detach() for name, value in terms.items()}
-        else:  # k > 1 discriminator steps per generator step (e.g. loss=wgan_gp)
-            with torch.no_grad():
-                fake_A, fake_B = self.G_B(real_B), self.G_A(real_A)
+    # (training_step: TranslationModel's, the generators first, then both discriminators)
+    def translations(self, real_A: Tensor, real_B: Tensor) -> tuple[Tensor, Tensor]:
+        return self.G_B(real_B), self.G_A(real_A)
+
+    def discriminator_losses(self, real_A: Tensor, real_B: Tensor, fake_A: Tensor, fake_B: Tensor,
+                             ) -> dict[str, Tensor]:
+        """D_A on real and pooled fake images of B, D_B on those of A."""
         d_A, _ = self.discriminator_loss(self.D_A, real_B, self.fake_B_pool.query(fake_B))
         d_B, _ = self.discriminator_loss(self.D_B, real_A, self.fake_A_pool.query(fake_A))
-        logs |= self.optimise(opt_d, d_A + d_B, "d_loss", self.discriminators(), details)
-        self.discriminator_updated(self.D_A, self.D_B)
-        if details:
-            self.log_losses(logs | {"train/D_A": d_A.detach(), "train/D_B": d_B.detach()})
+        return {"D_A": d_A, "D_B": d_B}
 
     # --- pictures ----------------------------------------------------------------------------------
     def example_rows(self) -> list[Tensor]:

@@ -109,16 +109,7 @@ class GAN(AdversarialModule):
         with torch.no_grad():
             fake = self.generator(self.sample_noise(real.size(0)), labels)
         terms, real_scores, fake_scores = self.discriminator_terms(self.critic(labels), real, fake)
-        total = sum(terms.values())
-        self.track_finite("d_loss", total)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(total)
-        logs = {"train/d_loss": total.detach()}
-        if details:
-            logs |= self.discriminator_logs(terms, real_scores, fake_scores, self.discriminator)
-        opt_d.step()
-        self.discriminator_updated(self.discriminator)
-        return logs
+        return self.update_discriminator(opt_d, terms, real_scores, fake_scores, self.discriminator, details)
 
     def generator_step(self, real: Tensor, labels: Tensor | None, opt_g, details: bool) -> dict:
         """Descend the generator's loss on a fresh minibatch of noise (D's weights frozen)."""

@@ -116,15 +116,7 @@ class GPGAN(AdversarialModule):
             blend = self.generator(composite)
         # the critic: clean images are real, G's blends are fake
         terms, real_scores, fake_scores = self.discriminator_terms(self.discriminator, target, blend.detach())
-        d_loss = sum(terms.values())
-        self.track_finite("d_loss", d_loss)
-        opt_d.zero_grad(set_to_none=True)
-        self.manual_backward(d_loss)
-        logs = {"train/d_loss": d_loss.detach()}
-        if details:
-            logs |= self.discriminator_logs(terms, real_scores, fake_scores, self.discriminator)
-        opt_d.step()
-        self.discriminator_updated(self.discriminator)
+        logs = self.update_discriminator(opt_d, terms, real_scores, fake_scores, self.discriminator, details)
         if generator_due:
             with self.toggled_optimizer(opt_g):
                 g_terms = self.generator_terms(blend, target)

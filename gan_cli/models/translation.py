@@ -31,9 +31,10 @@ INFERENCE_MODES = ("eval", "paper")
 class TranslationModel(AdversarialModule):
     """Base of the translation models.
 
-    Subclasses build their networks, implement `training_step` and `example_rows`, and name their
-    generators in `GENERATORS` (direction -> attribute), which gan-translate uses to load only the
-    generator it needs.
+    Subclasses build their networks, implement `example_rows`, and name their generators in `GENERATORS`
+    (direction -> attribute), which gan-translate uses to load only the generator it needs. They either
+    implement the hooks of the unpaired training step below (`generator_terms`, `translations`,
+    `discriminator_losses`) or their own `training_step`.
     """
 
     GENERATORS: dict[str, str] = {}
@@ -71,6 +72,40 @@ class TranslationModel(AdversarialModule):
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
         self.step_epoch_schedules()
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        """The generators first (the discriminators frozen), then the discriminators on the translations, as
+        the reference code of CycleGAN. On steps without a generator update (k > 1 discriminator updates per
+        generator update, e.g. loss=wgan_gp) the translations are drawn without gradients.
+
+        Hooks: `generator_terms(real_A, real_B)` -> (the generators' loss terms by logged name, *translations),
+        `translations(real_A, real_B)` -> the same translations, and `discriminator_losses`."""
+        real_A, real_B = batch["A"], batch["B"]
+        opt_g, opt_d = self.optimizers()
+        details = self.should_log_details()
+        logs: dict[str, Tensor] = {}
+        if self.generator_due():
+            with self.toggled_optimizer(opt_g):
+                terms, *fakes = self.generator_terms(real_A, real_B)
+                logs |= self.optimise(opt_g, sum(terms.values()), "g_loss", self.generators(), details)
+            self.generator_updated()
+            logs |= {f"train/{name}": value.detach() for name, value in terms.items()}
+        else:
+            with torch.no_grad():
+                fakes = self.translations(real_A, real_B)
+        d_losses = self.discriminator_losses(real_A, real_B, *fakes)
+        logs |= self.optimise(opt_d, sum(d_losses.values()), "d_loss", self.discriminators(), details)
+        self.discriminator_updated(*self.discriminators())
+        if details:
+            self.log_losses(logs | {f"train/{name}": value.detach() for name, value in d_losses.items()})
+
+    def translations(self, real_A: Tensor, real_B: Tensor) -> tuple[Tensor, ...]:
+        """The translations of generator_terms, for a step without a generator update."""
+        raise NotImplementedError
+
+    def discriminator_losses(self, real_A: Tensor, real_B: Tensor, *fakes: Tensor) -> dict[str, Tensor]:
+        """Each discriminator's loss (see discriminator_loss) by its logged name, for the translations `fakes`."""
+        raise NotImplementedError
 
     def discriminator_loss(self, critic: Critic, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The reference code's D loss, d_loss_weight * (real term + fake term) (halved: D learns more slowly

@@ -1,7 +1,8 @@
 """DCGAN generator and discriminator (Radford et al. 2015), for any power-of-two image size >= 16.
 
 At 64 px with nz=100, ngf=ndf=64 the parameter counts equal pytorch/examples' dcgan exactly.
-With `num_classes` > 0 the label is joined to z in G and to D's input as constant feature maps.
+With `num_classes` > 0 the label is joined to z in G and, in D, to the input as constant feature maps
+(condition_style=joint) or scored apart from the image's realism (condition_style=separate).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from gan_cli.nets.conditional_heads import ConditionalHead, check_condition_style
 from gan_cli.nets.layers import dcgan_init_, one_hot, require_condition
 
 
@@ -58,31 +60,48 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(z.size(0), -1, 1, 1))
 
 
+def dcgan_features(channels: int, image_size: int, ndf: int) -> tuple[nn.Sequential, int]:
+    """DCGAN's discriminator body: strided convolutions with LeakyReLU(0.2) from the image down to 4x4
+    (batch norm on every layer but the first); returns the layers and their output width."""
+    width = ndf
+    layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+    for _ in range(_stages(image_size) - 1):
+        layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
+                   nn.LeakyReLU(0.2, inplace=True)]
+        width *= 2
+    return nn.Sequential(*layers), width
+
+
 class DCGANDiscriminator(nn.Module):
     """Strided convolutions with LeakyReLU(0.2) down to 4x4, then a 4x4 convolution to one score.
 
-    BatchNorm on every layer except the input layer; the output is a logit (no sigmoid).
+    BatchNorm on every layer except the input layer; the output is a logit (no sigmoid). A class-conditional
+    D (`num_classes` > 0) takes the label in one of two ways (`condition_style`): `joint` joins the one-hot
+    label to the image as constant maps (Mirza & Osindero), one network scores the pair; `separate` scores
+    realism from the image alone and adds a match score of the image features and the label
+    (gan_cli.nets.conditional_heads).
     """
 
-    def __init__(self, channels: int = 3, image_size: int = 64, ndf: int = 64, num_classes: int = 0) -> None:
+    def __init__(self, channels: int = 3, image_size: int = 64, ndf: int = 64, num_classes: int = 0,
+                 condition_style: str = "joint") -> None:
         super().__init__()
         self.num_classes = num_classes
-        stages = _stages(image_size)
-        width = ndf
-        layers: list[nn.Module] = [nn.Conv2d(channels + num_classes, width, 4, 2, 1, bias=False),
-                                   nn.LeakyReLU(0.2, inplace=True)]
-        for _ in range(stages - 1):
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
-                       nn.LeakyReLU(0.2, inplace=True)]
-            width *= 2
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(width, 1, 4, 1, 0, bias=False)
+        self.condition_style = check_condition_style(condition_style)
+        self.joins_input = bool(num_classes) and condition_style == "joint"
+        self.features, width = dcgan_features(channels + (num_classes if self.joins_input else 0), image_size, ndf)
+        if num_classes and condition_style == "separate":
+            self.head = ConditionalHead(width, num_classes, "separate")
+        else:
+            self.head = nn.Conv2d(width, 1, 4, 1, 0, bias=False)
         dcgan_init_(self)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         require_condition(labels, self.num_classes, "DCGANDiscriminator")
         code = one_hot(labels, self.num_classes)
-        if code is not None:
+        if code is not None and self.joins_input:
             maps = code.to(x.dtype)[:, :, None, None].expand(-1, -1, x.size(2), x.size(3))
             x = torch.cat([x, maps], dim=1)
-        return self.head(self.features(x)).flatten()
+        features = self.features(x)
+        if code is not None and not self.joins_input:
+            return self.head(features, code)
+        return self.head(features).flatten()
