@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install train test bench bench-translation bench-quality bench-lectures bench-blending bench-unit clean clean-runs
+.PHONY: help install train test bench bench-translation bench-quality bench-lectures bench-blending bench-unit bench-text clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ bench-blending: $(STAMP) ## gan-blend (GP-GAN) against Poisson blending and the 
 
 bench-unit: $(STAMP) ## UNIT vs CycleGAN: held-out L1 to the truth on inverted digits, same budget (ARGS="--quick")
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/unit_vs_cyclegan.py $(ARGS)
+
+bench-text: $(STAMP) ## text_cgan and stackgan on mnist_5k_captions: digit accuracy of samples for captions, thick vs thin strokes (ARGS="--quick")
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/text_to_image.py $(ARGS)
 
 clean-runs: ## delete the run folders in outputs/
 	rm -rf outputs

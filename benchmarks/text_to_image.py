@@ -3,11 +3,11 @@
 
     python benchmarks/text_to_image.py                      # both models, the default encoder (minilm, offline)
     python benchmarks/text_to_image.py --quick              # smoke run: a few batches each
-    python benchmarks/text_to_image.py --models text_cgan --epochs 30
+    python benchmarks/text_to_image.py --models text_cgan --epochs 30   (stackgan: a third of them Stage-I)
 
-Each model is trained through gan-train (`model=M data=mnist_5k_captions trainer.max_epochs=E`; stackgan with
-`model.stage=both` and half the epochs for Stage-I), and the project's digit classifier (gan-train
-model=classifier data=mnist_5k, trained once into --out) judges the samples. Two measures (issue 8's targets):
+Each model is trained through gan-train (`model=M data=mnist_5k_captions trainer.max_epochs=E`: text_cgan 15
+epochs, stackgan `model.stage=both` 40 epochs of Stage-I then 80 of Stage-II), and the project's digit
+classifier (gan-train model=classifier data=mnist_5k, trained once into --out) judges the samples. Two measures (issue 8's targets):
 
 1. Digit accuracy: for every digit, the held-out test captions of that digit (captions written from real test
    digits, so they name the digit and some attributes) are encoded by the run's own text encoder, one sample is
@@ -34,7 +34,8 @@ from quality import train_run  # noqa: E402  (same folder)
 from throughput import quiet_frameworks  # noqa: E402
 from zoo_quality import digit_classifier, verdict  # noqa: E402
 
-MODELS = {"text_cgan": [], "stackgan": ["model.stage=both"]}
+#: each model's overrides and default epochs (stackgan: 40 of Stage-I, then 80 of Stage-II)
+MODELS = {"text_cgan": ([], 15), "stackgan": (["model.stage=both", "model.stage1_epochs=40"], 120)}
 THICK_PHRASES = ("a thick {word}", "a {word} drawn with thick strokes", "the digit {num}, written with a thick pen")
 
 
@@ -88,7 +89,7 @@ def real_thick_and_thin(datamodule) -> dict[str, torch.Tensor]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=None, help="every model's epochs (default: its own, MODELS)")
     parser.add_argument("--per-caption", type=int, default=20, help="samples per thick/thin caption")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-text"))
@@ -101,12 +102,14 @@ def main(argv: list[str] | None = None) -> int:
 
     _, classifier = digit_classifier(args.out, args.quick)
     real = None
-    print(f"text-to-image on data=mnist_5k_captions, {args.epochs} epochs per model ({' '.join(args.overrides) or 'default text encoder'})")
+    print(f"text-to-image on data=mnist_5k_captions ({' '.join(args.overrides) or 'default text encoder'})")
     for name in args.models:
-        extra = list(MODELS[name])
-        if name == "stackgan":
-            extra.append(f"model.stage1_epochs={max(1, args.epochs // 2)}")
-        ckpt, seconds = train_run(name, [f"model={name}", "data=mnist_5k_captions", f"trainer.max_epochs={args.epochs}",
+        extra, epochs = MODELS[name]
+        if args.epochs is not None:  # the same share of Stage-I epochs
+            extra = [f"model.stage1_epochs={max(1, args.epochs // 3)}" if o.startswith("model.stage1_epochs") else o
+                     for o in extra]
+            epochs = args.epochs
+        ckpt, seconds = train_run(name, [f"model={name}", "data=mnist_5k_captions", f"trainer.max_epochs={epochs}",
                                          *extra, *args.overrides], args.out, args.quick)
         model, run_config = load_model(ckpt)
         encoder = instantiate(run_config["text_encoder"])
@@ -115,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             real = real_thick_and_thin(datamodule)
         accuracy, per_digit = digit_accuracy(model, encoder, datamodule, classifier, seed=0)
         widths = thick_and_thin(model, encoder, datamodule, args.per_caption, seed=0)
-        print(f"\n{name} (trained {seconds:.0f} s, {encoder.name}):")
+        length = "quick smoke run" if args.quick else f"{epochs} epochs"
+        print(f"\n{name} ({length}, trained {seconds:.0f} s, {encoder.name}):")
         print(f"  digit accuracy on samples for the 500 held-out captions: {100 * accuracy:.1f}% "
               f"(target >= 90%: {verdict(accuracy >= 0.9)}); per digit "
               + " ".join(f"{100 * a:.0f}" for a in per_digit))
