@@ -13,6 +13,7 @@ from gan_cli.errors import UserError
 from gan_cli.nets.lapgan import CoarseDiscriminator, ResidualDiscriminator
 from gan_cli.nets.pyramid import downsample, gaussian_pyramid, laplacian_pyramid, pyramid_sizes, reconstruct, upsample
 from gan_cli.runner import build, train
+from gan_cli.tricks.base import score_layer
 from tests.conftest import QUICK, compose_train, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -156,3 +157,30 @@ def test_gan_sample_chain_is_one_grid_of_a_pyramid_model(tmp_path, make_cfg, lap
     train(compose_train(gan_run, [*QUICK, *SMALL["gan"], "model=gan", "data.dataset.size=16", "logger=none"]))
     with pytest.raises(UserError, match="chain=true needs a model that draws coarse to fine"):
         sample(sample_config(gan_run / "checkpoints" / "last.ckpt", str(tmp_path / "x.png")))
+
+
+@pytest.mark.parametrize("level", ["coarse", "residual"])
+def test_both_discriminator_levels_take_the_separate_condition_style(level):
+    labels = torch.tensor([0, 1, 2, 3])
+    if level == "coarse":
+        joint = CoarseDiscriminator(channels=1, image_size=8, hidden=(12, 10), num_classes=10)
+        separate = CoarseDiscriminator(channels=1, image_size=8, hidden=(12, 10), num_classes=10,
+                                       condition_style="separate").eval()
+        assert joint.features[0].in_features == 64 + 10 and separate.features[0].in_features == 64
+        inputs = (torch.randn(4, 1, 8, 8),)
+    else:
+        joint = ResidualDiscriminator(channels=1, image_size=16, width=6, num_classes=10)
+        separate = ResidualDiscriminator(channels=1, image_size=16, width=6, num_classes=10, condition_style="separate")
+        assert joint.features[0].in_channels == 3 and separate.features[0].in_channels == 2  # no label plane
+        inputs = (torch.randn(4, 1, 16, 16), torch.randn(4, 1, 16, 16))
+    scores = separate(*inputs, labels)
+    assert scores.shape == (4,) and not torch.allclose(scores, separate(*inputs, labels.flip(0)))
+    assert score_layer(separate) is separate.head.score  # tricks find the score where the head puts it
+
+
+def test_lapgan_with_separate_condition_style_trains(make_cfg):
+    cfg = make_cfg(*QUICK, "model=lapgan", "model.coarse_discriminator.condition_style=separate",
+                   "model.residual_discriminator.condition_style=separate", "logger=none", "callbacks=none",
+                   "trainer.limit_train_batches=2")
+    metrics = train(cfg)
+    assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("train/"))

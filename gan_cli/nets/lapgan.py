@@ -22,27 +22,43 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from gan_cli.nets.conditional_heads import ConditionalHead, check_condition_style
 from gan_cli.nets.layers import dcgan_init_, join, one_hot, require_condition
 
 
+def separate_head(num_classes: int, condition_style: str, channels: int, size: int) -> ConditionalHead | None:
+    """The realism + match score head of a class-conditional D with condition_style=separate (else None: the
+    label joins the input, the paper's way)."""
+    if num_classes and check_condition_style(condition_style) == "separate":
+        return ConditionalHead(channels, num_classes, "separate", size=size)
+    return None
+
+
 class CoarseDiscriminator(nn.Module):
-    """The coarsest level's D: the flattened image (and a one-hot label) -> ReLU layers with dropout -> score."""
+    """The coarsest level's D: the flattened image (and a one-hot label) -> ReLU layers with dropout -> score.
+    With condition_style=separate the label skips the input and is scored apart (conditional_heads)."""
 
     def __init__(self, channels: int = 3, image_size: int = 8, hidden: Sequence[int] = (600, 600),
-                 dropout: float = 0.5, num_classes: int = 0) -> None:
+                 dropout: float = 0.5, num_classes: int = 0, condition_style: str = "joint") -> None:
         super().__init__()
         self.num_classes = num_classes
+        separate = bool(num_classes) and check_condition_style(condition_style) == "separate"
         layers: list[nn.Module] = []
-        width = channels * image_size * image_size + num_classes
+        width = channels * image_size * image_size + (0 if separate else num_classes)
         for units in hidden:
             layers += [nn.Linear(width, units), nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = units
         self.features = nn.Sequential(*layers)
-        self.score_layer = nn.Linear(width, 1)
+        # after the features, so that the last layer (tricks' score layer) is the head's score
+        self.head = separate_head(num_classes, condition_style, width, 1)
+        self.score_layer = None if self.head else nn.Linear(width, 1)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         require_condition(labels, self.num_classes, "CoarseDiscriminator")
-        return self.score_layer(self.features(join(x.flatten(1), one_hot(labels, self.num_classes)))).flatten()
+        code = one_hot(labels, self.num_classes)
+        if self.head is not None:
+            return self.head(self.features(x.flatten(1))[:, :, None, None], code)
+        return self.score_layer(self.features(join(x.flatten(1), code))).flatten()
 
 
 class LabelPlane(nn.Module):
@@ -97,21 +113,23 @@ class ResidualDiscriminator(nn.Module):
     LeakyReLU(0.2) -> `score_layer`, a linear layer to one logit."""
 
     def __init__(self, channels: int = 3, image_size: int = 16, width: int = 128, depth: int = 2,
-                 kernel_size: int = 5, num_classes: int = 0) -> None:
+                 kernel_size: int = 5, num_classes: int = 0, condition_style: str = "joint") -> None:
         super().__init__()
         if depth < 1 or kernel_size % 2 == 0:
             raise ValueError("ResidualDiscriminator needs depth >= 1 and an odd kernel_size "
                              f"(got {depth}, {kernel_size})")
         self.num_classes = num_classes
-        self.label_plane = LabelPlane(num_classes, image_size) if num_classes else None
+        joins_label = bool(num_classes) and check_condition_style(condition_style) == "joint"
+        self.label_plane = LabelPlane(num_classes, image_size) if joins_label else None
         layers: list[nn.Module] = []
-        in_channels, size = 2 * channels + (1 if num_classes else 0), image_size
+        in_channels, size = 2 * channels + (1 if joins_label else 0), image_size
         for _ in range(depth):
             layers += [nn.Conv2d(in_channels, width, kernel_size, 2, kernel_size // 2),
                        nn.LeakyReLU(0.2, inplace=True)]
             in_channels, size = width, (size + 1) // 2
         self.features = nn.Sequential(*layers)
-        self.score_layer = nn.Linear(width * size * size, 1)
+        self.head = separate_head(num_classes, condition_style, width, size)
+        self.score_layer = None if self.head else nn.Linear(width * size * size, 1)
         dcgan_init_(self)
 
     def forward(self, residual: Tensor, low: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -119,4 +137,7 @@ class ResidualDiscriminator(nn.Module):
         planes = [residual, low.to(residual.dtype)]
         if self.label_plane is not None:
             planes.append(self.label_plane(labels).to(residual.dtype))
-        return self.score_layer(self.features(torch.cat(planes, dim=1)).flatten(1)).flatten()
+        features = self.features(torch.cat(planes, dim=1))
+        if self.head is not None:
+            return self.head(features, one_hot(labels, self.num_classes))
+        return self.score_layer(features.flatten(1)).flatten()
