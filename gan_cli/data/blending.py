@@ -33,7 +33,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from gan_cli.data.datamodule import DataSpec, batch_loader, denormalize
 from gan_cli.data.sources import open_rgb
-from gan_cli.data.translation import MissingSplit, _images
+from gan_cli.data.translation import MissingSplit, _images, check_channels
 from gan_cli.errors import UserError
 
 LAYOUT = ("one sub-folder per scene, each with two or more images of that same view under different conditions "
@@ -170,12 +170,7 @@ class BlendingDataModule(pl.LightningDataModule):
                             f"above 0 (at least one pixel) and below 1 (the authors' 0.5).")
         if paste_at not in PASTE_AT:
             raise UserError(f"data.paste_at={paste_at}: choose center (the authors') or random.")
-        if channels not in (1, 3):
-            raise UserError(f"data.channels={channels}: choose 1 (grayscale) or 3 (RGB).")
-        for key, values in (("mean", mean), ("std", std)):
-            if len(values) not in (1, channels):
-                raise UserError(f"data.{key} has {len(values)} values for data.channels={channels}; give {channels} "
-                                f"values (one per channel).")
+        check_channels(channels, mean, std)
         self.dataset = dataset if root is None else partial(dataset, root=root)
         self.spec = DataSpec(channels=channels, image_size=image_size, num_classes=0)
         self.image_size, self.load_size, self.ratio, self.paste_at = image_size, load_size, ratio, paste_at

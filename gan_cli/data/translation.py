@@ -37,6 +37,16 @@ PREPROCESS = ("resize_and_crop", "crop", "resize", "none")
 DIRECTIONS = ("AtoB", "BtoA")
 
 
+def check_channels(channels: int, mean, std) -> None:
+    """UserErrors for a channel count other than 1 or 3, and a mean or std that does not fit it."""
+    if channels not in (1, 3):
+        raise UserError(f"data.channels={channels}: choose 1 (grayscale) or 3 (RGB).")
+    for key, values in (("mean", mean), ("std", std)):
+        if len(values) not in (1, channels):
+            raise UserError(f"data.{key} has {len(values)} values for data.channels={channels}; give "
+                            f"{channels} values (one per channel).")
+
+
 class MissingSplit(UserError):
     """The dataset has no folder for the requested split."""
 
@@ -210,12 +220,7 @@ class TranslationDataModule(pl.LightningDataModule):
         if direction not in DIRECTIONS:
             raise UserError(f"data.direction={direction} is not known; choose AtoB or BtoA (which half of "
                             "each pair is the input).")
-        if channels not in (1, 3):
-            raise UserError(f"data.channels={channels}: choose 1 (grayscale) or 3 (RGB).")
-        for key, values in (("mean", mean), ("std", std)):
-            if len(values) not in (1, channels):
-                raise UserError(f"data.{key} has {len(values)} values for data.channels={channels}; give "
-                                f"{channels} values (one per channel).")
+        check_channels(channels, mean, std)
         self.dataset = dataset if root is None else partial(dataset, root=root)
         self.spec = DataSpec(channels=channels, image_size=crop_size, num_classes=0)
         self.crop_size, self.load_size, self.preprocess, self.flip = crop_size, load_size, preprocess, flip
