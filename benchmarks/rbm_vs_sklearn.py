@@ -19,15 +19,17 @@ checkpoints or sample grids: the time from the first to the end of the last trai
 the model's own update on the same tensors in a plain loop (what the Lightning machinery costs). The runner
 loads batches of --loaded images and splits each into CD updates of the compared batch size
 (model.cd_batch_size), so Lightning's per-step cost is paid once per loaded batch; the same run with one
-update per loaded batch is shown too.
+update per loaded batch is shown too. Every row runs once per seed: the final PLL of PCD varies by several
+nats from run to run, so the rows give its mean and standard deviation and the median speed ratio.
 
-    OMP_NUM_THREADS=1 python benchmarks/rbm_vs_sklearn.py [--epochs 10] [--hidden 256] [--batch-sizes 10 100]
+    OMP_NUM_THREADS=1 python benchmarks/rbm_vs_sklearn.py [--epochs 10] [--hidden 256] [--batch-sizes 10 100] [--seeds 0 1 2 3 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -146,8 +148,8 @@ def run_plain(train: torch.Tensor, test: torch.Tensor, args, batch_size: int, se
             v = train[index]
             if hidden is None:
                 hidden = bernoulli(net.hidden_probs(v))
-            _, _, hidden = net.cd_step(v, 1, "sample", hidden)
-            optimizer.step()
+            both, _, probs, hidden = net.negative_phase(v, 1, "sample", hidden)
+            net.sgd_step(optimizer, both, probs)
     return {"seconds": clock.stop(), "pll": held_out_pll(net, test)}
 
 
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--loaded", type=int, default=900,
                         help="images per loaded batch (data.batch_size), split into CD updates of each batch size")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                        help="one run of every row per seed (PCD's final PLL varies by several nats between runs)")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-rbm"))
     args = parser.parse_args(argv)
     quiet_frameworks()
@@ -173,30 +176,43 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mnist_5k at 28x28: {len(train)} training digits (intensities), {len(test)} held-out digits binarised at "
           f"0.5; {args.hidden} hidden units, {args.epochs} epochs, learning rate {args.lr}, float32, 1 thread "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, torch {torch.get_num_threads()}, "
-          f"scikit-learn {sklearn.__version__}, torch {torch.__version__}); seed {args.seed}")
+          f"scikit-learn {sklearn.__version__}, torch {torch.__version__})")
     print("PLL: exact held-out pseudo-log-likelihood per digit, in nats (higher is better); time: training only, CPU "
-          "seconds of this one-thread process (the speed ratio) and wall seconds")
+          "seconds of this one-thread process (the speed ratio: scikit-learn's CPU seconds over ours, seed by seed)")
     for batch_size in args.batch_sizes:
         print(f"\nbatch size B={batch_size} ({len(train) // batch_size} updates an epoch; ours: loaded batches of "
-              f"{args.loaded} split into updates of {batch_size}, model.cd_batch_size={batch_size}, unless said)")
-        print(f"  {'model':<62} {'PLL':>8} {'CPU s':>7} {'wall s':>7} {'speed vs sklearn':>16}")
-        sk = run_sklearn(train, test, args, batch_size, args.seed)
-        rows = [("scikit-learn BernoulliRBM.fit (PCD-1)", sk),
-                ("ours, gan-train runner, PCD-1 as scikit-learn",
-                 run_ours(AS_SKLEARN, test, args, batch_size, args.seed, args.out / f"pcd_{batch_size}", args.loaded)),
-                ("  same, one update per loaded batch (data.batch_size=B)",
-                 run_ours(AS_SKLEARN, test, args, batch_size, args.seed, args.out / f"pcd1_{batch_size}")),
-                ("ours, plain loop over the model's update, PCD-1",
-                 run_plain(train, test, args, batch_size, args.seed)),
-                ("ours, gan-train runner, CD-1 (same plain SGD)",
-                 run_ours(PLAIN_CD1, test, args, batch_size, args.seed, args.out / f"cd1_{batch_size}", args.loaded)),
-                ("ours, gan-train runner, default config (CD-1, momentum, decay)",
-                 run_ours([], test, args, batch_size, args.seed, args.out / f"default_{batch_size}", args.loaded))]
-        for name, result in rows:
-            speed = f"{sk['seconds']['cpu'] / result['seconds']['cpu']:.2f}x" if result is not sk else ""
-            print(f"  {name:<62} {result['pll']:8.2f} {result['seconds']['cpu']:7.2f} {result['seconds']['wall']:7.2f} "
-                  f"{speed:>16}", flush=True)
-        print(f"  (scikit-learn's own score_samples of its model, one random bit per digit: {sk['sklearn_score']:.2f})")
+              f"{args.loaded} split into updates of {batch_size}, model.cd_batch_size={batch_size}, unless said); "
+              f"seeds {' '.join(map(str, args.seeds))}")
+        rows: dict[str, list[dict]] = {}
+        for seed in args.seeds:
+            sk = run_sklearn(train, test, args, batch_size, seed)
+            for name, result in {
+                "scikit-learn BernoulliRBM.fit (PCD-1)": sk,
+                "ours, gan-train runner, PCD-1 as scikit-learn":
+                    run_ours(AS_SKLEARN, test, args, batch_size, seed, args.out / f"pcd_{batch_size}", args.loaded),
+                "  same, one update per loaded batch (data.batch_size=B)":
+                    run_ours(AS_SKLEARN, test, args, batch_size, seed, args.out / f"pcd1_{batch_size}"),
+                "ours, plain loop over the model's update, PCD-1": run_plain(train, test, args, batch_size, seed),
+                "ours, gan-train runner, CD-1 (same plain SGD)":
+                    run_ours(PLAIN_CD1, test, args, batch_size, seed, args.out / f"cd1_{batch_size}", args.loaded),
+                "ours, gan-train runner, default config (CD-1, momentum, decay)":
+                    run_ours([], test, args, batch_size, seed, args.out / f"default_{batch_size}", args.loaded),
+            }.items():
+                result["speed"] = sk["seconds"]["cpu"] / result["seconds"]["cpu"]
+                rows.setdefault(name, []).append(result)
+        print(f"  {'model':<62} {'PLL mean (sd)':>14} {'per seed':>{8 * len(args.seeds)}} {'CPU s':>7} "
+              f"{'speed vs sklearn: median (min-max)':>35}")
+        for name, results in rows.items():
+            plls = [r["pll"] for r in results]
+            speeds = sorted(r["speed"] for r in results)
+            sd = statistics.stdev(plls) if len(plls) > 1 else 0.0
+            speed = "" if name.startswith("scikit") else \
+                f"{statistics.median(speeds):.2f}x ({speeds[0]:.2f}-{speeds[-1]:.2f})"
+            print(f"  {name:<62} {statistics.fmean(plls):8.2f} ({sd:.1f}) "
+                  f"{''.join(f'{p:8.1f}' for p in plls)} {statistics.median(r['seconds']['cpu'] for r in results):7.2f} "
+                  f"{speed:>35}", flush=True)
+        own = statistics.fmean(r["sklearn_score"] for r in rows["scikit-learn BernoulliRBM.fit (PCD-1)"])
+        print(f"  (scikit-learn's own score_samples of its models, one random bit per digit: mean {own:.2f})")
     return 0
 
 

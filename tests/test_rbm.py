@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 import gan_cli.nets.rbm as rbm_module
 from gan_cli.errors import UserError
 from gan_cli.evaluating import evaluate
-from gan_cli.models.rbm import RBM, VisibleCoding, dataset_images, rbm_scores
+from gan_cli.models.rbm import RBM, VisibleCoding, dataset_images, momentum_optimizer, rbm_scores
 from gan_cli.nets.rbm import RBMNet, momentum_at
 from gan_cli.runner import build, train
 from gan_cli.sampling import sample
@@ -188,9 +188,10 @@ def test_a_training_step_applies_the_formula_to_the_batch_and_its_own_chain(make
     seen = {}
     set_statistics = model.rbm.set_statistics
 
-    def recorded(v, v_neg, *hidden_probs):
+    def recorded(visible, hidden_probs):
+        v, v_neg = visible.chunk(2)
         seen.update(v=v.clone(), v_neg=v_neg.clone())
-        return set_statistics(v, v_neg, *hidden_probs)
+        return set_statistics(visible, hidden_probs)
 
     monkeypatch.setattr(model.rbm, "set_statistics", recorded)
     before_net = RBMNet(16, 3)
@@ -360,6 +361,29 @@ def test_a_loaded_batch_split_into_cd_updates_makes_the_same_updates_as_loading_
     assert (runs["one"][0], runs["split"][0]) == (16, 4)
     for key, value in runs["one"][1].items():
         torch.testing.assert_close(runs["split"][1][key], value, msg=key)
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.0, 0.01), (0.9, 0.0), (0.5, 0.01)])
+def test_the_in_place_sgd_step_equals_the_torch_optimizers_step(momentum, weight_decay):
+    """RBMNet.sgd_step adds W's gradient by one product without forming it: the parameters and the momentum
+    buffers after three steps are those of set_statistics + torch.optim.SGD.step."""
+    nets = [random_rbm(6, 4, seed=2), random_rbm(6, 4, seed=2)]
+    optimizers = [momentum_optimizer(net, 0.3, weight_decay, momentum) for net in nets]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        visible = torch.rand(10, 6, generator=generator, dtype=torch.float64)  # [v; v~] of 5 updates' rows
+        hidden = torch.rand(10, 4, generator=generator, dtype=torch.float64)
+        nets[0].set_statistics(visible, hidden)
+        optimizers[0].step()
+        nets[1].sgd_step(optimizers[1], visible, hidden)
+    for a, b in zip(snapshot(nets[0]), snapshot(nets[1])):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        buffers = [optimizers[0].state[a].get("momentum_buffer"), optimizers[1].state[b].get("momentum_buffer")]
+        assert (buffers[0] is None) == (buffers[1] is None) == (momentum == 0)
+        if momentum:
+            torch.testing.assert_close(*buffers)
+    assert all(p.grad is None for p in nets[1].parameters())  # nothing formed
 
 
 def test_cd_batch_size_must_be_positive(make_cfg):

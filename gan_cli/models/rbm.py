@@ -3,7 +3,8 @@ CD-k) or persistent CD (Tieleman 2008), with the momentum and weight decay of Hi
 
 The CD update is written directly (Lightning's manual optimisation): each parameter's .grad is set to
 minus the CD estimate and a torch.optim.SGD step applies it, so momentum and weight decay are SGD's own
-(W only; biases without) and their state is in every checkpoint. With momentum 0 and weight decay 0 one
+(W only; biases without) and their state is in every checkpoint. When a loaded batch is split into several
+updates (cd_batch_size), all but the last apply the same SGD step in place (RBMNet.sgd_step). With momentum 0 and weight decay 0 one
 step is exactly the lecture's dW = eta (v h' - v~ h~') / N, db = eta (v - v~) / N, dc = eta (h - h~) / N.
 """
 
@@ -214,14 +215,16 @@ class RBM(GenerativeModule):
         set_momentum(optimizer.optimizer, momentum)
         updates = visible.split(self.cd_batch_size or len(visible))
         for i, v in enumerate(updates):
-            last = i == len(updates) - 1
-            difference, _, following = self.rbm.cd_step(v, self.k, self.reconstruction, self.chain_state(v),
-                                                        measure=last)
-            # Lightning counts the batch's last update (global_step); the others step the torch optimizer itself
-            (optimizer if last else optimizer.optimizer).step()
+            both, logits, probs, following = self.rbm.negative_phase(v, self.k, self.reconstruction, self.chain_state(v))
+            if i < len(updates) - 1:  # in place, as the torch optimizer's own step would (see RBMNet.sgd_step)
+                self.rbm.sgd_step(optimizer.optimizer, both, probs)
+            else:  # the batch's last update goes through Lightning's optimizer, which counts it (global_step)
+                difference = self.rbm.free_energy_difference(both, logits)  # a NaN in any update reaches this one
+                self.rbm.set_statistics(both, probs)
+                optimizer.step()
             if self.persistent:
                 self.chains[:len(v)] = following
-        self.track_finite("free_energy_difference", difference)  # a NaN in any update reaches the last one
+        self.track_finite("free_energy_difference", difference)
         if self.should_log_details():
             with torch.no_grad():
                 recon = (self.rbm.reconstruct(v) - v).pow(2).mean()
