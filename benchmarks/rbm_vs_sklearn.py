@@ -22,7 +22,8 @@ loads batches of --loaded images and splits each into CD updates of the compared
 update per loaded batch is shown too. Every row runs once per seed: the final PLL of PCD varies by several
 nats from run to run, so the rows give its mean and standard deviation and the median speed ratio.
 
-    OMP_NUM_THREADS=1 python benchmarks/rbm_vs_sklearn.py [--epochs 10] [--hidden 256] [--batch-sizes 10 100] [--seeds 0 1 2 3 4]
+    OMP_NUM_THREADS=1 python benchmarks/rbm_vs_sklearn.py [--epochs 10] [--hidden 256] [--batch-sizes 10 100]
+        [--seeds 0 1 2 3 4]
 """
 
 from __future__ import annotations
@@ -208,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             sd = statistics.stdev(plls) if len(plls) > 1 else 0.0
             speed = "" if name.startswith("scikit") else \
                 f"{statistics.median(speeds):.2f}x ({speeds[0]:.2f}-{speeds[-1]:.2f})"
+            cpu = statistics.median(r["seconds"]["cpu"] for r in results)
             print(f"  {name:<62} {statistics.fmean(plls):8.2f} ({sd:.1f}) "
-                  f"{''.join(f'{p:8.1f}' for p in plls)} {statistics.median(r['seconds']['cpu'] for r in results):7.2f} "
-                  f"{speed:>35}", flush=True)
+                  f"{''.join(f'{p:8.1f}' for p in plls)} {cpu:7.2f} {speed:>35}", flush=True)
         own = statistics.fmean(r["sklearn_score"] for r in rows["scikit-learn BernoulliRBM.fit (PCD-1)"])
         print(f"  (scikit-learn's own score_samples of its models, one random bit per digit: mean {own:.2f})")
     return 0

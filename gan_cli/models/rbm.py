@@ -4,8 +4,9 @@ CD-k) or persistent CD (Tieleman 2008), with the momentum and weight decay of Hi
 The CD update is written directly (Lightning's manual optimisation): each parameter's .grad is set to
 minus the CD estimate and a torch.optim.SGD step applies it, so momentum and weight decay are SGD's own
 (W only; biases without) and their state is in every checkpoint. When a loaded batch is split into several
-updates (cd_batch_size), all but the last apply the same SGD step in place (RBMNet.sgd_step). With momentum 0 and weight decay 0 one
-step is exactly the lecture's dW = eta (v h' - v~ h~') / N, db = eta (v - v~) / N, dc = eta (h - h~) / N.
+updates (cd_batch_size), all but the last apply the same SGD step in place (RBMNet.sgd_step). With
+momentum 0 and weight decay 0 one step is exactly the lecture's
+dW = eta (v h' - v~ h~') / N, db = eta (v - v~) / N, dc = eta (h - h~) / N.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ class RBM(GenerativeModule):
         set_momentum(optimizer.optimizer, momentum)
         updates = visible.split(self.cd_batch_size or len(visible))
         for i, v in enumerate(updates):
-            both, logits, probs, following = self.rbm.negative_phase(v, self.k, self.reconstruction, self.chain_state(v))
+            both, logits, probs, following = self.rbm.negative_phase(v, self.k, self.reconstruction,
+                                                                     self.chain_state(v))
             if i < len(updates) - 1:  # in place, as the torch optimizer's own step would (see RBMNet.sgd_step)
                 self.rbm.sgd_step(optimizer.optimizer, both, probs)
             else:  # the batch's last update goes through Lightning's optimizer, which counts it (global_step)

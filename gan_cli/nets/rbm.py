@@ -72,13 +72,13 @@ class RBMNet(nn.Module):
     # --- contrastive divergence -----------------------------------------------------------------------
     @torch.no_grad()
     def cd_step(self, v: Tensor, k: int, reconstruction: str = "probabilities",
-                hidden: Tensor | None = None, measure: bool = True) -> tuple[Tensor | None, Tensor, Tensor | None]:
+                hidden: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
         """Run the negative phase of CD-k (negative_phase) and put the CD estimate into the parameters'
-        .grad (set_statistics). Returns (F(v) - F(v~), or None when not `measure`d; v~; the chains' next
-        hidden states or None without `hidden`)."""
+        .grad (set_statistics). Returns (F(v) - F(v~); v~; the chains' next hidden states or None without
+        `hidden`)."""
         visible, logits, probs, following = self.negative_phase(v, k, reconstruction, hidden)
         self.set_statistics(visible, probs)
-        return (self.free_energy_difference(visible, logits) if measure else None), visible[len(v):], following
+        return self.free_energy_difference(visible, logits), visible[len(v):], following
 
     @torch.no_grad()
     def negative_phase(self, v: Tensor, k: int, reconstruction: str = "probabilities",
