@@ -119,6 +119,34 @@ def test_infogan_trains_a_few_steps_with_finite_losses(make_cfg):
     assert type(module.hparams["categorical_codes"]) is list
 
 
+def test_q_comes_from_ds_own_pass_over_the_fakes_with_the_same_gradients():
+    torch.manual_seed(0)
+    model = small_model()
+    real, fake = torch.rand(6, 1, 16, 16) * 2 - 1, torch.rand(6, 1, 16, 16) * 2 - 1
+    passes = []
+    model.discriminator.body.register_forward_hook(lambda *_: passes.append(1))
+    critic = model.critic(fake)
+    scores = critic(fake)
+    assert len(passes) == 1 and critic.kept is not None
+    codes = model.codes_of(critic, fake)
+    assert len(passes) == 1  # no second pass through the body
+    # the same values and gradients as two passes (batch norm in training mode)
+    model.discriminator.zero_grad()
+    (scores.sum() + codes.square().sum()).backward()
+    shared = [p.grad.clone() for p in model.discriminator.parameters()]
+    model.discriminator.zero_grad()
+    apart_scores, apart_codes = model.discriminator(fake), model.discriminator.q(fake)
+    (apart_scores.sum() + apart_codes.square().sum()).backward()
+    torch.testing.assert_close(codes, apart_codes)
+    for a, b in zip(shared, (p.grad for p in model.discriminator.parameters())):
+        torch.testing.assert_close(a, b)
+    # other images (real ones, augmented fakes) are scored without keeping Q's outputs
+    critic = model.critic(fake)
+    critic(real), critic(fake.clone())
+    assert critic.kept is None
+    torch.testing.assert_close(model.codes_of(critic, fake), model.discriminator.q(fake))
+
+
 def test_visuals_vary_one_code_at_a_time():
     model = small_model()
     visuals = model.visuals()

@@ -48,6 +48,23 @@ def best_matching(counts: Tensor) -> tuple[float, dict[int, int]]:
     return (matched / total if total else 0.0), {int(r): int(c) for r, c in zip(rows, cols)}
 
 
+class ScoresKeepingCodes(Critic):
+    """D's scores; when called on the very tensor `fake`, Q's outputs come from the same pass through the
+    shared body and are kept in `kept`, as the authors' code computes D(x) and Q(c | x) together. With
+    D's batch normalisation in training mode a second pass would give the same values and gradients at
+    the cost of another forward and backward pass through the body."""
+
+    def __init__(self, network: nn.Module, fake: Tensor) -> None:
+        super().__init__(network)
+        self.fake, self.kept = fake, None
+
+    def __call__(self, images: Tensor) -> Tensor:
+        if images is not self.fake:
+            return self.network(images)
+        scores, self.kept = self.network.both(images)
+        return scores
+
+
 class InfoGAN(AdversarialModule):
     """Generator G(z, c), and a discriminator whose body is shared by D(x) and Q(c | x).
 
@@ -99,9 +116,16 @@ class InfoGAN(AdversarialModule):
     def discriminators(self) -> list[nn.Module]:
         return [self.discriminator]
 
-    def critic(self) -> Critic:
-        """D(x): the scores only (Q's head is not part of the adversarial game)."""
-        return Critic(self.discriminator)
+    def critic(self, fake: Tensor | None = None) -> Critic:
+        """D(x): the scores only (Q's head is not part of the adversarial game). Given `fake`, the critic keeps
+        Q's outputs for those images from D's own pass over them (`ScoresKeepingCodes`)."""
+        return Critic(self.discriminator) if fake is None else ScoresKeepingCodes(self.discriminator, fake)
+
+    def codes_of(self, critic: Critic, fake: Tensor) -> Tensor:
+        """Q's outputs for `fake`: those D's pass kept, else (D saw augmented images, or another network) a
+        pass of their own."""
+        kept = getattr(critic, "kept", None)
+        return kept if kept is not None else self.discriminator.q(fake)
 
     # --- codes ---------------------------------------------------------------------------------------
     def sample_noise(self, n: int) -> Tensor:
@@ -229,9 +253,10 @@ class InfoGAN(AdversarialModule):
         with torch.no_grad():
             z, categorical, continuous = self.sample_latent(real.size(0))
             fake = self.generator(z)
-        terms, real_scores, fake_scores = self.discriminator_terms(self.critic(), real, fake)
+        critic = self.critic(fake)
+        terms, real_scores, fake_scores = self.discriminator_terms(critic, real, fake)
         adversarial = sum(terms.values())
-        info = self.information(self.discriminator.q(fake), categorical, continuous)
+        info = self.information(self.codes_of(critic, fake), categorical, continuous)
         total = adversarial + info["loss"]
         self.track_finite("d_loss", total)
         opt_d.zero_grad(set_to_none=True)
@@ -250,8 +275,9 @@ class InfoGAN(AdversarialModule):
         with self.toggled_optimizer(opt_g):
             z, categorical, continuous = self.sample_latent(real.size(0))
             fake = self.generator(z)
-            adversarial = self.generator_adversarial_loss(self.critic(), fake, real)
-            info = self.information(self.discriminator.q(fake), categorical, continuous)
+            critic = self.critic(fake)
+            adversarial = self.generator_adversarial_loss(critic, fake, real)
+            info = self.information(self.codes_of(critic, fake), categorical, continuous)
             g_loss = adversarial + info["loss"]
             self.track_finite("g_loss", g_loss)
             opt_g.zero_grad(set_to_none=True)
