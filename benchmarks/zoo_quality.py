@@ -69,7 +69,8 @@ def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int]) -
         means.append(accuracy)
         mapping = {k.removeprefix("c1_to_class_"): int(v) for k, v in results[0].items() if k.startswith("c1_to_class")}
         took = f"{seconds:.0f} s" if seconds is not None else "reused"
-        print(f"   training seed {train_seed:>3} ({took}): {100 * accuracy:.1f}%   c1 -> class {mapping}", flush=True)
+        print(f"   training seed {train_seed:>3} ({took}): {100 * accuracy:.1f}% (Q on the real test digits "
+              f"{100 * results[0]['q_c1_accuracy']:.1f}%)   c1 -> class {mapping}", flush=True)
     print(f"   median over {len(means)} runs {100 * statistics.median(means):.1f}%: target "
           f"{verdict(statistics.median(means) >= 0.9)}", flush=True)
 

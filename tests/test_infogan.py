@@ -201,13 +201,43 @@ def test_evaluation_scores_match_c1_to_the_classifier_labels(monkeypatch):
 
     monkeypatch.setattr(model, "sample", sample)
     evaluator = SimpleNamespace(classifier=classifier, samples_per_label=7, batch_size=4)
-    datamodule = SimpleNamespace(denormalize=lambda x: (x + 1) / 2)
+    datamodule = SimpleNamespace(denormalize=lambda x: (x + 1) / 2, spec=SimpleNamespace(num_classes=0))
     scores = model.evaluation_scores(evaluator, datamodule)
     assert scores["c1_accuracy"] == 1.0
     assert {v: scores[f"c1_to_class_{v}"] for v in range(10)} == {v: float(k) for v, k in enumerate(permutation)}
     assert all(isinstance(value, float) for value in scores.values())
     assert sum(len(labels) for labels in drawn) == 70
-    assert model.evaluation_scores(SimpleNamespace(classifier=None), datamodule) == {}
+    assert model.evaluation_scores(SimpleNamespace(classifier=None), datamodule) == {}  # no classifier, no labels
+
+
+def test_q_c1_accuracy_classifies_real_images_by_qs_most_likely_c1():
+    model = small_model()
+    permutation = torch.tensor([4, 0, 9, 1, 3, 2, 8, 7, 6, 5])  # c1 value v means class permutation[v]
+    value_of_class = torch.argsort(permutation)
+    labels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 3, 3, -1]
+    answers = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 3, 7, 0]  # the class Q's code names: wrong for the 12th image
+    # image i holds its index; Q's logits put the most weight on the value meaning answers[i]
+    items = [{"image": torch.full((1, 16, 16), float(i)), "label": torch.tensor(y)} for i, y in enumerate(labels)]
+
+    def q(images):
+        logits = torch.zeros(len(images), model.discriminator.q_dim)
+        picked = value_of_class[torch.tensor(answers)[images[:, 0, 0, 0].long()]]
+        logits[torch.arange(len(images)), picked] = 5.0
+        return logits
+
+    modes = []
+    model.discriminator.q = lambda images: modes.append(model.discriminator.training) or q(images)
+    model.discriminator.train()
+    asked = []
+    datamodule = SimpleNamespace(build=lambda split: asked.append(split) or items, num_workers=0,
+                                 spec=SimpleNamespace(num_classes=10))
+    evaluator = SimpleNamespace(classifier=None, reference_split="test", batch_size=5)
+    scores = model.evaluation_scores(evaluator, datamodule)
+    assert asked == ["test"] and scores == {"q_c1_accuracy": pytest.approx(11 / 12)}  # the -1 is skipped
+    assert modes == [False, False, False] and model.discriminator.training  # Q in eval mode, then restored
+    # unlabelled data: no score
+    datamodule.spec.num_classes = 0
+    assert model.evaluation_scores(evaluator, datamodule) == {}
 
 
 def test_sample_takes_c1_values_as_labels():

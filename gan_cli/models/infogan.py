@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -203,13 +202,32 @@ class InfoGAN(AdversarialModule):
     # --- evaluation --------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluation_scores(self, evaluator, datamodule) -> dict[str, float]:
-        """How well c1 names the classes: `evaluator.samples_per_label` samples per value of c1 are
-        classified by `evaluator.classifier`, and the best one-to-one matching of c1's values to classes
-        gives `c1_accuracy` (the paper: about 95% on MNIST) and `c1_to_class_<v>` (the class value v means).
-        Draws under the current random state (the evaluator seeds it)."""
-        if evaluator.classifier is None or not self.categorical_codes:
+        """How well c1 names the classes, two ways:
+
+        - `c1_accuracy`: `evaluator.samples_per_label` samples per value of c1 are classified by
+          `evaluator.classifier`, and the best one-to-one matching of c1's values to classes gives the share
+          it explains; `c1_to_class_<v>` is the class value v means. Draws under the current random state
+          (the evaluator seeds it). Needs a classifier (metrics=digits).
+        - `q_c1_accuracy`: c1 used as a classifier of real images, as the paper measures its "5% error":
+          the most likely value of Q(c1 | x) for each labelled image of the reference split, matched to the
+          labels in the same way. Needs labelled data.
+        """
+        if not self.categorical_codes:
             return {}
-        from gan_cli.metrics.evaluator import rank_and_world, share
+        scores = {}
+        if evaluator.classifier is not None:
+            accuracy, matching = best_matching(self.sampled_code_counts(evaluator, datamodule))
+            scores |= {"c1_accuracy": accuracy} | {f"c1_to_class_{v}": float(k) for v, k in sorted(matching.items())}
+        classes = datamodule.spec.num_classes
+        if classes:
+            counts = self.real_code_counts(evaluator, datamodule, classes)
+            if counts.sum() > 0:
+                scores["q_c1_accuracy"] = best_matching(counts)[0]
+        return scores
+
+    def sampled_code_counts(self, evaluator, datamodule) -> Tensor:
+        """counts[v, k]: of the samples drawn with c1 = v, how many the classifier puts in class k."""
+        from gan_cli.metrics.evaluator import rank_and_world, share, summed_over_ranks
 
         rank, world = rank_and_world()
         values = self.categorical_codes[0]
@@ -226,10 +244,27 @@ class InfoGAN(AdversarialModule):
                 counts[value] += torch.bincount(logits.argmax(1), minlength=logits.size(1)).to(counts.device)
         if counts is None:
             counts = torch.zeros(values, values, dtype=torch.long, device=self.device)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(counts)
-        accuracy, matching = best_matching(counts)
-        return {"c1_accuracy": accuracy} | {f"c1_to_class_{v}": float(k) for v, k in sorted(matching.items())}
+        return summed_over_ranks(counts)
+
+    def real_code_counts(self, evaluator, datamodule, classes: int) -> Tensor:
+        """counts[v, k]: of the reference split's images of class k, how many Q gives c1 = v (D in eval mode;
+        images labelled -1 are skipped)."""
+        from gan_cli.metrics.evaluator import reference_batches, summed_over_ranks
+
+        values = self.categorical_codes[0]
+        counts = torch.zeros(values * classes, dtype=torch.long, device=self.device)
+        training = self.discriminator.training
+        self.discriminator.eval()
+        try:
+            for batch in reference_batches(datamodule, evaluator.reference_split, evaluator.batch_size):
+                labels = torch.as_tensor(batch["label"]).to(self.device)
+                labelled = labels >= 0
+                if labelled.any():
+                    code = self.discriminator.q(batch["image"].to(self.device)[labelled])[:, :values].argmax(1)
+                    counts += torch.bincount(code * classes + labels[labelled], minlength=values * classes)
+        finally:
+            self.discriminator.train(training)
+        return summed_over_ranks(counts.view(values, classes))
 
     # --- training ----------------------------------------------------------------------------------
     def configure_optimizers(self):

@@ -25,12 +25,10 @@ import logging
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
-from torch.utils.data import DataLoader, Subset
 from torchmetrics.classification import MulticlassAccuracy
 
 from gan_cli.errors import UserError
@@ -119,13 +117,10 @@ class SSGAN(AdversarialModule):
         """{"accuracy": the share of the reference split (metrics.reference_split, the test split by
         default) that D classifies right}; images labelled -1 are skipped. Under DDP each rank counts its
         share and the counts are summed."""
-        dataset = datamodule.build(evaluator.reference_split)
-        distributed = dist.is_available() and dist.is_initialized()
-        rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-        loader = DataLoader(Subset(dataset, range(rank, len(dataset), world)), batch_size=evaluator.batch_size,
-                            num_workers=getattr(datamodule, "num_workers", 0))
+        from gan_cli.metrics.evaluator import reference_batches
+
         accuracy = MulticlassAccuracy(self.classes, average="micro", ignore_index=-1).to(self.device)
-        for batch in loader:
+        for batch in reference_batches(datamodule, evaluator.reference_split, evaluator.batch_size):
             accuracy.update(self.classify(batch["image"].to(self.device)), batch["label"].to(self.device))
         return {"accuracy": float(accuracy.compute())}
 
