@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-quality"))
     parser.add_argument("--quick", action="store_true", help="10 batches per run: checks the script, not the models")
     parser.add_argument("--infogan-epochs", type=int, default=30)
-    parser.add_argument("--infogan-seeds", default="42,1,2", help="training seeds, one run each")
+    parser.add_argument("--infogan-seeds", default="42,1,2,3,4", help="training seeds, one run each")
     parser.add_argument("--ssgan-epochs", type=int, default=100, help="50 at the full rate, 50 decaying (the default)")
     parser.add_argument("--ring-epochs", type=int, default=500, help="500 epochs = about 9,500 steps")
     parser.add_argument("--ring-seeds", type=int, default=1)
