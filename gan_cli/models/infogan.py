@@ -49,9 +49,9 @@ def best_matching(counts: Tensor) -> tuple[float, dict[int, int]]:
 
 class ScoresKeepingCodes(Critic):
     """D's scores; when called on the very tensor `fake`, Q's outputs come from the same pass through the
-    shared body and are kept in `kept`, as the authors' code computes D(x) and Q(c | x) together. With
-    D's batch normalisation in training mode a second pass would give the same values and gradients at
-    the cost of another forward and backward pass through the body."""
+    shared body and are kept in `kept`. With D's batch normalisation in training mode a second pass (as the
+    authors' code builds) gives the same values and gradients at the cost of another forward and backward
+    pass through the body."""
 
     def __init__(self, network: nn.Module, fake: Tensor) -> None:
         super().__init__(network)
