@@ -17,6 +17,7 @@ it with, all on data that ships with the tool (the embedded MNIST digits, the 2-
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -44,25 +45,27 @@ def digit_classifier(out: Path, quick: bool):
     return ckpt, ClassifierFeatures(str(ckpt))
 
 
-def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int]) -> None:
+def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int], overrides: list[str]) -> None:
     """One run per training seed: InfoGAN's code either separates all ten digits or merges two of them,
-    depending on the run, so a single run says little."""
+    depending on the run, so a single run says little. `overrides` (e.g. model.continuous_weight=0.1) go to
+    every run, and into the run folders' names."""
     from gan_cli.checkpoint import load_model
     from gan_cli.metrics import Evaluator
 
     _, features = digit_classifier(out, quick)
     datamodule, _, _ = held_out_digits()
     evaluator = Evaluator(features, classifier=features, scores=["fid"], num_samples=2, samples_per_label=200)
-    print(f"\n1. infogan, {epochs} epochs on mnist_5k: c1-to-class accuracy (200 samples per c1 value, mean over 3 "
-          "sampling seeds); target >= 90%, the paper: about 95%")
+    variant = "".join("_" + re.sub(r"[^\w.]+", "_", o.removeprefix("model.")) for o in overrides)
+    print(f"\n1. infogan{''.join(' ' + o for o in overrides)}, {epochs} epochs on mnist_5k: c1-to-class accuracy "
+          "(200 samples per c1 value, mean over 3 sampling seeds); target >= 90%, the paper: about 95%")
     means = []
     for train_seed in train_seeds:
-        name = "infogan" if train_seed == 42 else f"infogan_seed{train_seed}"  # 42: the default seed
+        name = ("infogan" if train_seed == 42 else f"infogan_seed{train_seed}") + variant  # 42: the default seed
         ckpt = out / name / "checkpoints" / "last.ckpt"
         seconds = None
         if not ckpt.exists():
             ckpt, seconds = train_run(name, ["model=infogan", "data=mnist_5k", f"trainer.max_epochs={epochs}",
-                                             f"seed={train_seed}"], out, quick)
+                                             f"seed={train_seed}", *overrides], out, quick)
         model, _ = load_model(ckpt)
         results = [evaluator.evaluate(model, datamodule, seed=seed) for seed in range(3)]
         accuracy = statistics.fmean(r["c1_accuracy"] for r in results)
@@ -177,6 +180,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 batches per run: checks the script, not the models")
     parser.add_argument("--infogan-epochs", type=int, default=30)
     parser.add_argument("--infogan-seeds", default="42,1,2,3,4", help="training seeds, one run each")
+    parser.add_argument("--infogan-set", nargs="*", default=[], metavar="OVERRIDE",
+                        help="gan-train overrides for every infogan run, e.g. model.continuous_weight=0.1")
     parser.add_argument("--ssgan-epochs", type=int, default=100, help="50 at the full rate, 50 decaying (the default)")
     parser.add_argument("--ring-epochs", type=int, default=500, help="500 epochs = about 9,500 steps")
     parser.add_argument("--ring-seeds", type=int, default=1)
@@ -192,7 +197,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {device}; runs in {args.out.resolve()}", flush=True)
     if "infogan" in parts:
-        bench_infogan(args.out, args.quick, args.infogan_epochs, [int(s) for s in args.infogan_seeds.split(',')])
+        bench_infogan(args.out, args.quick, args.infogan_epochs, [int(s) for s in args.infogan_seeds.split(',')],
+                      args.infogan_set)
     if "ssgan" in parts:
         bench_ssgan(args.out, args.quick, args.ssgan_epochs)
     if "ring8" in parts:
