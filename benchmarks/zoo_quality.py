@@ -12,6 +12,7 @@ it with, all on data that ships with the tool (the embedded MNIST digits, the 2-
    feature space to held-out digits, next to the real-vs-real floor.
 
     python benchmarks/zoo_quality.py [--only infogan,ssgan,ring8,lapgan] [--out DIR] [--quick] [--budget 300]
+    python benchmarks/zoo_quality.py --only infogan --infogan-set model.continuous_weight=0.1   # a variant
 """
 
 from __future__ import annotations
