@@ -43,10 +43,12 @@ def train_run(name: str, overrides: list[str], out: Path, quick: bool) -> tuple[
     return out / name / "checkpoints" / "last.ckpt", time.perf_counter() - start
 
 
-def held_out_digits():
+def held_out_digits(data_overrides: list[str] = ()):
+    """mnist_5k's 500 test digits: (datamodule, images in [0, 1], labels); `data_overrides` (data.image_size=28)
+    set the datamodule as the model under test was trained."""
     from hydra.utils import instantiate
 
-    datamodule = instantiate(compose_train(["data=mnist_5k"], Path("unused")).data)
+    datamodule = instantiate(compose_train(["data=mnist_5k", *data_overrides], Path("unused")).data)
     test = datamodule.build("test")
     images = torch.stack([test[i]["image"] for i in range(len(test))])
     labels = torch.tensor([int(test[i]["label"]) for i in range(len(test))])

@@ -54,7 +54,7 @@ def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int], o
     from gan_cli.metrics import Evaluator
 
     _, features = digit_classifier(out, quick)
-    datamodule, _, _ = held_out_digits()
+    datamodule, _, _ = held_out_digits([o for o in overrides if o.startswith("data.")])  # Q reads these images
     evaluator = Evaluator(features, classifier=features, scores=["fid"], num_samples=2, samples_per_label=200)
     variant = "".join("_" + re.sub(r"[^\w.]+", "_", o.removeprefix("model.")) for o in overrides)
     print(f"\n1. infogan{''.join(' ' + o for o in overrides)}, {epochs} epochs on mnist_5k: c1-to-class accuracy "
@@ -75,8 +75,9 @@ def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int], o
         took = f"{seconds:.0f} s" if seconds is not None else "reused"
         print(f"   training seed {train_seed:>3} ({took}): {100 * accuracy:.1f}% (Q on the real test digits "
               f"{100 * results[0]['q_c1_accuracy']:.1f}%)   c1 -> class {mapping}", flush=True)
-    print(f"   median over {len(means)} runs {100 * statistics.median(means):.1f}%: target "
-          f"{verdict(statistics.median(means) >= 0.9)}", flush=True)
+    reaching = sum(m >= 0.9 for m in means)
+    print(f"   median over {len(means)} runs {100 * statistics.median(means):.1f}% ({reaching} of {len(means)} runs "
+          f"reach 90%): target {verdict(statistics.median(means) >= 0.9)}", flush=True)
 
 
 def bench_ssgan(out: Path, quick: bool, epochs: int) -> None:
