@@ -2,7 +2,7 @@
 """Blending check for GP-GAN (issue 8): does gan-blend bring a pasted region closer to the truth than plain
 Poisson blending and the raw copy-and-paste composite?
 
-    OMP_NUM_THREADS=1 python benchmarks/blending.py                 # ~6 min of training on one CPU thread
+    OMP_NUM_THREADS=1 python benchmarks/blending.py                 # run time: RESULTS.md#make-bench-blending
     OMP_NUM_THREADS=1 python benchmarks/blending.py --quick         # smoke run: checks the script, not the model
     python benchmarks/blending.py --batches 2000 model.generator.nef=32 ...   (more gan-train overrides)
 
@@ -19,7 +19,7 @@ temperature (warm to cool gains), a linear shading ramp across the view (up to +
 
 - Training: 80 scenes x 10 conditions at 96 x 128 px, written as PNGs in the blending_folder layout, and
   `gan-train model=gpgan data=blending_folder data.root=...` run through gan-train's own path (composed from
-  the packaged conf/, built by gan_cli.runner). The paper's objective and optimisers are kept (lambda 0.999,
+  the packaged conf/, built by gan_cli.commands.train). The paper's objective and optimisers are kept (lambda 0.999,
   WGAN critic with weight clipping and 5 critic updates per G update, Adam 2e-4 / 2e-3, beta1 0.5; the
   authors' 64 px centre-square pairs); scaled down to suit one CPU thread, as printed: the network widths
   (16 instead of 64, a 1000-d bottleneck instead of 4000), batch 32, a fixed number of batches, and no
@@ -30,7 +30,7 @@ temperature (warm to cool gains), a linear shading ramp across the view (up to +
   rectangles (20-50% of each side, anywhere). The truth is the destination image itself: the scene is the
   same, so a perfect blend relights the pasted region to the destination's light.
 
-Methods, all at 192 x 256 through the code gan-blend runs (gan_cli.blending_cli.blend_images): the raw
+Methods, all at 192 x 256 through the code gan-blend runs (gan_cli.commands.blend.blend_images): the raw
 composite; plain Poisson blending (gan-blend without ckpt_path); GP-GAN (gan-blend with the trained
 checkpoint: the Blending GAN's 64 px blend, then the Gaussian-Poisson equation on the pyramid, beta 1, sigma
 0.5); and two references for the GAN's part: the Gaussian-Poisson equation with the composite itself (shrunk
@@ -58,7 +58,7 @@ import torch
 from PIL import Image
 
 from gan_cli.blending import gaussian_poisson
-from gan_cli.blending_cli import blend_images, composite
+from gan_cli.commands.blend import blend_images, composite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import compose_train, quiet_frameworks  # noqa: E402  (same folder)
@@ -170,7 +170,7 @@ def scores(result: np.ndarray, case: dict) -> dict[str, float]:
 
 # --- the run ---------------------------------------------------------------------------------------------
 def train_blending_gan(root: Path, out: Path, batches: int, extra: list[str]) -> tuple[Path, float, list[str]]:
-    from gan_cli.runner import train
+    from gan_cli.commands.train import train
 
     pairs = batches * 32
     overrides = ["model=gpgan", f"data.root={root}", *SCALED_DOWN, f"data.dataset.train_pairs={pairs}",
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="more gan-train overrides for the Blending GAN")
     args = parser.parse_args()
     quiet_frameworks()
-    from gan_cli.checkpoint import load_model
+    from gan_cli.assembly import load_model
 
     scenes, conditions = (10, 4) if args.quick else (80, 10)
     batches = 20 if args.quick else args.batches

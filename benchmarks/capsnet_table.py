@@ -18,20 +18,9 @@ work a batch, too slow for this CPU benchmark.) It trains as model=classifier (c
 constant, the same shifts).
 
 CapsNet at full size is slow on a CPU: the script first times a few training batches, then prints the time
-a run of --epochs will take. On 2 CPU cores shared with other jobs, OMP_NUM_THREADS=1, a batch of 32 took
-1.3 s (CapsNet, 3 iterations, decoder) and 1.3 s (baseline), so with 125 batches an epoch --epochs 2 took
-3.7 to 10 minutes a run depending on the other load, 30 minutes for the whole table. Measured so (torch 2.15):
-
-  model                            routing  recon.     params  accuracy  ± s.e.    time   paper error %
-  CNN baseline (reference code's)        -       -  7,495,946     92.2%    0.8   6.4 m            0.39
-  CapsNet                                1      no  6,804,224     96.4%    0.6   6.2 m   0.34 +- 0.032
-  CapsNet                                1     yes  8,215,568     96.3%    0.6   4.2 m   0.29 +- 0.011
-  CapsNet                                3      no  6,804,224     96.5%    0.6   3.7 m   0.35 +- 0.036
-  CapsNet                                3     yes  8,215,568     96.5%    0.6  10.0 m   0.25 +- 0.005
-
-After 2 epochs every CapsNet cell is within noise of the others (the routing and reconstruction effects of
-the paper are far smaller than this short run's standard error), and all are ahead of the baseline, which
-learns more slowly at this length (no normalisation layers).
+a run of --epochs will take (125 batches an epoch). Its table has a row per cell: routing iterations,
+reconstruction, parameters, held-out accuracy with its standard error, training time, and the paper's MNIST
+test error. Measured figures (the table, the time a batch and a run took): benchmarks/RESULTS.md#capsnet.
 
     OMP_NUM_THREADS=1 python benchmarks/capsnet_table.py [--epochs 2] [--cells r3_recon,baseline] [--quick]
 """
@@ -63,7 +52,7 @@ PAPER_BASELINE_ERROR = "0.39"  # the paper's baseline (35.4M parameters)
 class ReferenceBaseline(nn.Module):
     """The CNN baseline of the CapsNet reference code: unpadded 5x5 ReLU convolutions (`widths`), each
     followed by 2x2 max pooling, fully connected ReLU layers (`hidden`), dropout, logits. It has the interface
-    of gan_cli.nets.ConvClassifier, so model=classifier trains it."""
+    of gan_cli.models.classic.classifier_nets.ConvClassifier, so model=classifier trains it."""
 
     def __init__(self, channels: int = 1, image_size: int = 28, num_classes: int = 10,
                  widths: Sequence[int] = (512, 256), hidden: Sequence[int] = (1024,), dropout: float = 0.0) -> None:
@@ -102,7 +91,7 @@ def cell_overrides(cell: str, epochs: int) -> list[str]:
 
 def step_seconds(cell: str, batches: int = 4) -> float:
     """Seconds per training batch (of 32) of a cell, after one warm-up batch."""
-    from gan_cli.runner import build
+    from gan_cli.commands.train import build
 
     datamodule, model, _ = build(compose_train(cell_overrides(cell, 1), Path("unused")))
     datamodule.setup("fit")
@@ -141,8 +130,8 @@ def main() -> None:
     quiet_frameworks()
     from hydra.utils import instantiate
 
-    from gan_cli.checkpoint import load_model
-    from gan_cli.metrics import Evaluator
+    from gan_cli.assembly import load_model
+    from gan_cli.evaluation import Evaluator
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; runs in {args.out.resolve()}", flush=True)
     for cell in dict.fromkeys(["r3_recon" if c.startswith("r") else c for c in cells]):

@@ -43,8 +43,8 @@ def compose_eval(overrides: list[str]):
 
 def run(seed: int, overrides: list[str], out: Path) -> tuple[dict[str, float], float]:
     """Train one seed and evaluate its last checkpoint as gan-eval does; returns (scores, training seconds)."""
-    from gan_cli.evaluating import evaluate
-    from gan_cli.runner import train
+    from gan_cli.commands.evaluate import evaluate
+    from gan_cli.commands.train import train
 
     folder = out / f"seed{seed}"
     cfg = compose_train(["model=dbn", "data=mnist_5k", "trainer=cpu", "logger=none",

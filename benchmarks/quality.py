@@ -33,7 +33,7 @@ HALF = 25  # held-out digits per class in each half
 
 def train_run(name: str, overrides: list[str], out: Path, quick: bool) -> tuple[Path, float]:
     """Train `gan-train <overrides>` into out/name; returns its last checkpoint and the wall time."""
-    from gan_cli.runner import train
+    from gan_cli.commands.train import train
 
     extra = ["trainer.max_epochs=1", "trainer.limit_train_batches=10"] if quick else []
     cfg = compose_train([*overrides, "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -95,8 +95,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 batches per model: checks the script, not the models")
     args = parser.parse_args()
     quiet_frameworks()
-    from gan_cli.checkpoint import load_model
-    from gan_cli.metrics import Evaluator
+    from gan_cli.assembly import load_model
+    from gan_cli.evaluation import Evaluator
     from gan_cli.metrics.features import ClassifierFeatures
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; runs in {args.out.resolve()}\n", flush=True)

@@ -9,12 +9,12 @@ mnist_5k's are sorted by class); ours runs that same algorithm (`persistent=true
 weight decay 0, `init_visible_bias=false`), then CD-1 with the same settings, then our default config
 (CD-1 with Hinton's momentum, weight decay and visible-bias start).
 
-Scores: the exact pseudo-log-likelihood (sum over all 784 pixels of log p(v_i | v_-i), gan_cli.nets.rbm) of
+Scores: the exact pseudo-log-likelihood (sum over all 784 pixels of log p(v_i | v_-i), gan_cli.models.classic.rbm_nets) of
 the 500 held-out digits binarised at 0.5, computed by the same function for every model (scikit-learn's
 components_ and intercepts loaded into our RBMNet), and scikit-learn's own score_samples (its one-random-bit
 estimate of the same quantity) for reference.
 
-Times: ours through gan-train's runner (gan_cli.runner.train: Lightning, DataLoader, no validation, logging,
+Times: ours through gan-train's runner (gan_cli.commands.train.train: Lightning, DataLoader, no validation, logging,
 checkpoints or sample grids: the time from the first to the end of the last training batch), and through
 the model's own update on the same tensors in a plain loop (what the Lightning machinery costs). The runner
 loads batches of --loaded images and splits each into CD updates of the compared batch size
@@ -77,7 +77,7 @@ def digits(image_size: int = 28):
     """mnist_5k's training intensities (N, 784) and held-out digits binarised at 0.5, and a VisibleCoding."""
     from hydra.utils import instantiate
 
-    from gan_cli.models.rbm import VisibleCoding, dataset_images
+    from gan_cli.models.classic.rbm_shared import VisibleCoding, dataset_images
 
     datamodule = instantiate(compose_train(["data=mnist_5k", f"data.image_size={image_size}"], Path("unused")).data)
     coding = VisibleCoding(1, image_size, datamodule.mean, datamodule.std)
@@ -93,7 +93,7 @@ def held_out_pll(net, test: torch.Tensor) -> float:
 def run_sklearn(train: torch.Tensor, test: torch.Tensor, args, batch_size: int, seed: int) -> dict:
     from sklearn.neural_network import BernoulliRBM
 
-    from gan_cli.nets.rbm import RBMNet
+    from gan_cli.models.classic.rbm_nets import RBMNet
 
     sk = BernoulliRBM(n_components=args.hidden, learning_rate=args.lr, batch_size=batch_size, n_iter=args.epochs,
                       random_state=seed)
@@ -118,7 +118,7 @@ def run_ours(extra: list[str], test: torch.Tensor, args, batch_size: int, seed: 
              loaded: int | None = None) -> dict:
     """gan-train model=rbm data=mnist_5k data.image_size=28 with `extra`, timed by TrainingClock: CD updates of
     `batch_size` images, from loaded batches of `loaded` images (default: one update per loaded batch)."""
-    from gan_cli.runner import build
+    from gan_cli.commands.train import build
 
     cfg = compose_train(["model=rbm", "data=mnist_5k", "data.image_size=28", f"data.batch_size={loaded or batch_size}",
                          f"model.cd_batch_size={batch_size}",
@@ -135,8 +135,8 @@ def run_ours(extra: list[str], test: torch.Tensor, args, batch_size: int, seed: 
 
 def run_plain(train: torch.Tensor, test: torch.Tensor, args, batch_size: int, seed: int) -> dict:
     """scikit-learn's algorithm (PCD-1, v~ sampled, plain SGD) with our RBMNet in a bare loop."""
-    from gan_cli.models.rbm import momentum_optimizer
-    from gan_cli.nets.rbm import RBMNet, bernoulli
+    from gan_cli.models.classic.rbm_nets import RBMNet, bernoulli
+    from gan_cli.models.classic.rbm_shared import momentum_optimizer
 
     torch.manual_seed(seed)
     net = RBMNet(train.shape[1], args.hidden)

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_frameworks()
     from hydra.utils import instantiate
 
-    from gan_cli.checkpoint import load_model
+    from gan_cli.assembly import load_model
 
     _, classifier = digit_classifier(args.out, args.quick)
     real = None

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Learning check for the translation models: do CycleGAN and pix2pix learn a mapping whose truth is known?
 
-    python benchmarks/translation_learning.py                       # both models: 1-2 min each on 2 idle cores
+    python benchmarks/translation_learning.py                       # both models, the defaults
     python benchmarks/translation_learning.py --quick               # smoke run: tiny data, one short epoch
     python benchmarks/translation_learning.py --models pix2pix --epochs 10 model.generator.ngf=32
 
@@ -23,7 +23,7 @@ each 28x28 digit is padded with 2 black pixels to 32x32, so no resampling is inv
 
 Method. Each model is trained through gan-train's real path: the config `gan-train model=... data=...
 <overrides>` would run with (composed in-process by Hydra from the packaged conf/, as
-benchmarks/throughput.py does), built by gan_cli.runner.build and fitted by trainer.fit, with the default
+benchmarks/throughput.py does), built by gan_cli.commands.train.build and fitted by trainer.fit, with the default
 callbacks (last.ckpt, sample grids; the periodic checkpoints are left out) and the TensorBoard logger. The
 papers' losses and weights are kept (CycleGAN: LSGAN, cycle lambda 10, identity 0.5; pix2pix: vanilla GAN +
 100 L1), and the learning-rate schedule (constant, then linear decay to zero) is compressed into the short
@@ -42,17 +42,15 @@ target" (always output the mean training target image) and "median target" (its 
 answer for L1 that ignores the input). A perfect translation scores 0.
 
 Reading the result. "fall" = 1 - after / before; the target is a fall of at least 70%. A fresh generator
-outputs a noisy near-uniform grey (Tanh of small activations, ~0.5), so "before" is 0.4 to 0.55 and the
-target means "after" <= ~0.12 to 0.16. That bar alone is not a strong one: the mean and median training
-targets, which ignore the input, already score ~0.12 and ~0.10. So also compare "after" with them: far below
-them means the translation follows the input digit, and the grid PNG (rows per direction: input, before,
-after, truth; one test digit of each class) shows it. The models are seeded, so on one machine a rerun
-gives the same numbers; the training time depends on how busy the CPU is.
+outputs a noisy near-uniform grey (Tanh of small activations, ~0.5), so "before" is the error of a mid-grey
+guess and the target allows an "after" of 30% of it. That bar alone is not a strong one: the mean and median
+training targets, which ignore the input, already score about as well. So also compare "after" with them
+(printed beside it): far below them means the translation follows the input digit, and the grid PNG (rows
+per direction: input, before, after, truth; one test digit of each class) shows it. The models are seeded,
+so on one machine a rerun gives the same numbers; the training time depends on how busy the CPU is.
 
-A reference result (2 shared CPU cores, torch 2.15, the defaults): CycleGAN digit -> inverted 0.392 -> 0.023
-(94% fall), inverted -> digit 0.535 -> 0.025 (95%); pix2pix edges -> digit 0.525 -> 0.021 (96%); with
-seed=7 94-96% as well. Training took 82 s (CycleGAN) and ~65 s (pix2pix) on idle cores, up to ten times
-longer while other jobs loaded the machine.
+Measured figures (the errors before and after, the trivial answers' errors, the training times):
+benchmarks/RESULTS.md#make-bench-translation.
 
 The run folders (checkpoints, TensorBoard logs, sample grids) and the grid PNGs are kept in
 outputs/bench-translation/<timestamp>/ (or --out); the image folders are written to a temporary directory
@@ -73,17 +71,25 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import compose_train, quiet_frameworks  # noqa: E402  (the same in-process gan-train config)
+from translation_tasks import (  # noqa: E402  (same folder: the data and the measure)
+    SEED,
+    SIZE,
+    Direction,
+    Task,
+    errors,
+    l1,
+    load_digits,
+    make_curve_callback,
+    save_grid,
+    test_pairs,
+    translations,
+    write_dataset,
+)
 
 TARGET = 0.70  # the L1 error to the truth must fall by at least this fraction
-SIZE = 32  # 28 px digits padded to 32 px: a size the ResNet (multiple of 4) and the U-Net (power of 2) accept
-EDGE_THRESHOLD = 128  # of the 0..255 outer morphological gradient: pixels above it are edge (255), the rest 0
-SEED = 42
-GRID_COLUMNS = 10  # one test digit of each class in the grid PNGs
-GRID_SCALE = 2  # pixels per image pixel in the grid PNGs
 
 # Shared by both models: a 1-channel 32 px dataset normalised to [-1, 1], read as is (no resize or crop:
 # the images already have the crop size; no flip: the test digits are not flipped either), in the main process.
@@ -91,23 +97,6 @@ COMMON = ["data.channels=1", "data.mean=[0.5]", "data.std=[0.5]", f"data.crop_si
           "data.preprocess=none", "data.flip=false", "data.num_workers=0",
           "trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
           "~callbacks.periodic_checkpoint", f"seed={SEED}"]  # only checkpoints/last.ckpt: ~60 MB a run, not 170
-
-
-@dataclass
-class Direction:
-    name: str  # the direction `translate` takes: AtoB or BtoA
-    label: str  # what it does, for the table
-    source: str  # the key of the input in a test pair {"A": ..., "B": ...}
-    truth: str  # the key of the true translation
-
-
-@dataclass
-class Task:
-    name: str
-    data: str  # the data= option
-    layout: str  # "unpaired" or "paired": how write_dataset lays out the image folders
-    settings: list[str]  # the scaled-down network, batch and schedule settings
-    directions: list[Direction]
 
 
 TASKS = {
@@ -126,108 +115,6 @@ TASKS = {
     ),
 }
 QUICK = ["model.lr_constant_epochs=1", "model.lr_decay_epochs=0", "data.batch_size=4"]
-
-
-# --- data ------------------------------------------------------------------------------------------
-def load_digits(split: str, count: int | None) -> torch.Tensor:
-    """`count` MNIST5k digits of `split` (all if None; a seeded random subset otherwise) as uint8 (N, 1, 32, 32)."""
-    from gan_cli.data.sources import MNIST5k
-
-    images = MNIST5k(split=split).images
-    if count is not None and count < len(images):
-        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(SEED))[:count]]
-    pad = (SIZE - images.shape[-1]) // 2
-    return F.pad(images, (pad, pad, pad, pad))
-
-
-def invert(images: torch.Tensor) -> torch.Tensor:
-    return 255 - images
-
-
-def edges(images: torch.Tensor) -> torch.Tensor:
-    """Binary outlines: the outer 3x3 morphological gradient (dilation - image) thresholded at EDGE_THRESHOLD."""
-    x = images.float()
-    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
-    return ((dilated - x) > EDGE_THRESHOLD).to(torch.uint8) * 255
-
-
-def save_pngs(folder: Path, images: torch.Tensor) -> None:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(images):
-        Image.fromarray(image[0].numpy(), mode="L").save(folder / f"{i:05d}.png")
-
-
-def write_dataset(task: Task, root: Path, train: torch.Tensor, test: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Write the folders of `task` into root; returns the training targets of each direction (uint8) for the
-    mean-target baseline."""
-    if task.layout == "unpaired":
-        shuffled = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(SEED + 1))]
-        train_B = invert(shuffled)  # another order than trainA: no pair is given
-        for sub, images in (("trainA", train), ("trainB", train_B), ("testA", test), ("testB", invert(test))):
-            save_pngs(root / sub, images)
-        return {"AtoB": train_B, "BtoA": train}
-    for split, digits in (("train", train), ("test", test)):
-        save_pngs(root / split, torch.cat([edges(digits), digits], dim=-1))  # A (edges) | B (digit)
-    return {"AtoB": train}
-
-
-# --- measuring -------------------------------------------------------------------------------------
-def test_pairs(datamodule) -> dict[str, torch.Tensor]:
-    """The whole test split, normalised by the DataModule's evaluation transform: {"A": (N, 1, H, W), "B": ...}."""
-    dataset = datamodule.build("test", train=False)
-    items = [dataset[i] for i in range(len(dataset))]
-    return {key: torch.stack([item[key] for item in items]) for key in ("A", "B")}
-
-
-def l1(images: torch.Tensor, truth: torch.Tensor) -> float:
-    """Mean absolute difference of two batches in [0, 1] pixel units."""
-    return float((images - truth).abs().mean())
-
-
-@torch.no_grad()
-def translations(model, datamodule, pairs: dict, direction: Direction) -> torch.Tensor:
-    """model.translate of the test inputs, in [0, 1]; the global random state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        out = model.translate(pairs[direction.source].to(model.device), direction.name).cpu()
-    return datamodule.denormalize(out)
-
-
-def errors(model, datamodule, pairs: dict, directions: list[Direction]) -> dict[str, float]:
-    return {d.name: l1(translations(model, datamodule, pairs, d), datamodule.denormalize(pairs[d.truth]))
-            for d in directions}
-
-
-def make_curve_callback(datamodule, pairs: dict, directions: list[Direction], began: list[float]):
-    import pytorch_lightning as pl
-
-    class Curve(pl.Callback):
-        """Prints the test L1 of every direction, the losses and the time at the end of every epoch."""
-
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            errs = errors(pl_module, datamodule, pairs, directions)
-            metrics = trainer.callback_metrics
-            losses = "  ".join(f"{k} {float(metrics[k]):.3f}" for k in ("g_loss", "d_loss") if k in metrics)
-            errs_text = "  ".join(f"L1 {k} {v:.4f}" for k, v in errs.items())
-            print(f"    epoch {trainer.current_epoch + 1:>3}/{trainer.max_epochs}  {errs_text}  {losses}  "
-                  f"(at {time.perf_counter() - began[0]:.0f} s)", flush=True)
-
-    return Curve()
-
-
-def save_grid(path: Path, datamodule, pairs: dict, directions: list[Direction], before: dict, after: dict) -> None:
-    """Rows per direction: test input, translation before training, after training, truth."""
-    from torchvision.utils import save_image
-
-    per_class = len(pairs["A"]) // GRID_COLUMNS
-    index = torch.arange(GRID_COLUMNS) * per_class  # the test split is sorted by label: one digit per class
-    rows = []
-    for d in directions:
-        rows += [datamodule.denormalize(pairs[d.source][index]), before[d.name][index], after[d.name][index],
-                 datamodule.denormalize(pairs[d.truth][index])]
-    grid = F.interpolate(torch.cat(rows), scale_factor=GRID_SCALE, mode="nearest")
-    save_image(grid, path, nrow=GRID_COLUMNS, padding=2 * GRID_SCALE, pad_value=0.5)
 
 
 # --- a run -----------------------------------------------------------------------------------------
@@ -260,7 +147,7 @@ def describe(cfg) -> str:
 
 def run_task(task: Task, data_root: Path, run_dir: Path, train: torch.Tensor, test: torch.Tensor,
              extra: list[str], quick: bool) -> list[Result]:
-    from gan_cli.runner import build, log_config, startup_objects_frozen
+    from gan_cli.commands.train import build, log_config, startup_objects_frozen
 
     targets = write_dataset(task, data_root, train, test)
     overrides = [f"model={task.name}", f"data={task.data}", f"data.root={data_root}", *COMMON, *task.settings,
@@ -275,8 +162,8 @@ def run_task(task: Task, data_root: Path, run_dir: Path, train: torch.Tensor, te
     before_images = {d.name: translations(model, datamodule, pairs, d) for d in task.directions}
     began = [time.perf_counter()]
     trainer.callbacks.append(make_curve_callback(datamodule, pairs, task.directions, began))
-    log_config(trainer, cfg)  # as runner.train does
-    with startup_objects_frozen():  # the call runner.train makes
+    log_config(trainer, cfg)  # as gan_cli.commands.train.train does
+    with startup_objects_frozen():  # the call gan_cli.commands.train.train makes
         trainer.fit(model, datamodule=datamodule, ckpt_path=None, weights_only=True)
     seconds = time.perf_counter() - began[0]
     after_images = {d.name: translations(model, datamodule, pairs, d) for d in task.directions}
@@ -305,11 +192,11 @@ def baselines(inputs: torch.Tensor, truth: torch.Tensor, train_targets: torch.Te
 
 def check_checkpoint(path: Path, datamodule, pairs: dict, directions: list[Direction]) -> None:
     """The L1 of the final checkpoint as gan-translate would load it (it should equal "after")."""
-    from gan_cli.checkpoint import load_model
+    from gan_cli.assembly import load_model
 
     model, _ = load_model(path)
     errs = errors(model, datamodule, pairs, directions)
-    print(f"    {path.name} reloaded with gan_cli.checkpoint.load_model: "
+    print(f"    {path.name} reloaded with gan_cli.assembly.load_model: "
           + "  ".join(f"L1 {k} {v:.4f}" for k, v in errs.items()), flush=True)
 
 

@@ -42,7 +42,7 @@ def batches_trained(ckpt: Path) -> int:
 
 
 def bench_generators(out: Path, quick: bool, budget: int, seeds: int, reuse: bool) -> None:
-    from gan_cli.checkpoint import load_model
+    from gan_cli.assembly import load_model
 
     _, features = digit_classifier(out, quick)
     datamodule, real, labels = held_out_digits()
@@ -69,8 +69,8 @@ def bench_generators(out: Path, quick: bool, budget: int, seeds: int, reuse: boo
 
 
 def bench_autoencoders(out: Path, quick: bool, reuse: bool) -> None:
-    from gan_cli.checkpoint import load_model
-    from gan_cli.metrics import Evaluator
+    from gan_cli.assembly import load_model
+    from gan_cli.evaluation import Evaluator
 
     datamodule, _, _ = held_out_digits()
     print("\n2. model=autoencoder on mnist_5k (15 epochs): test accuracy of a linear classifier (multinomial logistic "

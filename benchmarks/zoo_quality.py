@@ -50,8 +50,8 @@ def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int], o
     """One run per training seed: InfoGAN's code either separates all ten digits or merges two of them,
     depending on the run, so a single run says little. `overrides` (e.g. model.continuous_weight=0.1) go to
     every run, and into the run folders' names."""
-    from gan_cli.checkpoint import load_model
-    from gan_cli.metrics import Evaluator
+    from gan_cli.assembly import load_model
+    from gan_cli.evaluation import Evaluator
 
     _, features = digit_classifier(out, quick)
     datamodule, _, _ = held_out_digits([o for o in overrides if o.startswith("data.")])  # Q reads these images
@@ -81,8 +81,8 @@ def bench_infogan(out: Path, quick: bool, epochs: int, train_seeds: list[int], o
 
 
 def bench_ssgan(out: Path, quick: bool, epochs: int) -> None:
-    from gan_cli.checkpoint import load_model
-    from gan_cli.metrics import Evaluator
+    from gan_cli.assembly import load_model
+    from gan_cli.evaluation import Evaluator
 
     labels = ["data=mnist_5k", "data.labels_per_class=10"]
     schedule = [f"model.lr_constant_epochs={epochs // 2}", f"model.lr_decay_epochs={epochs - epochs // 2}"]
@@ -117,11 +117,12 @@ def reuse_or_train(name: str, overrides: list[str], out: Path, quick: bool, reus
 
 def bench_ring8(out: Path, quick: bool, epochs: int, seeds: int, reuse: bool) -> None:
     from hydra.utils import instantiate
-
-    from gan_cli.checkpoint import load_model
     from throughput import compose_train
 
-    # minibatch discrimination at 10 kernels of 3 (the default 100 x 5 costs 30x more at 512 points a batch)
+    from gan_cli.assembly import load_model
+
+    # minibatch discrimination at 10 kernels of 3: the default 100 x 5 costs far more at 512 points a batch
+    # (measured figures: benchmarks/RESULTS.md#ring8)
     variants = {"plain GAN": [], "tricks=[unrolled] (5 steps)": ["tricks=[unrolled]"],
                 "tricks=[minibatch_discrimination] (10x3)": ["tricks=[minibatch_discrimination]",
                                                              "tricks.minibatch_discrimination.num_kernels=10",
@@ -151,7 +152,7 @@ def bench_ring8(out: Path, quick: bool, epochs: int, seeds: int, reuse: bool) ->
 
 
 def bench_lapgan(out: Path, quick: bool, budget: int, seeds: int) -> None:
-    from gan_cli.checkpoint import load_model
+    from gan_cli.assembly import load_model
 
     _, features = digit_classifier(out, quick)
     datamodule, real, labels = held_out_digits()

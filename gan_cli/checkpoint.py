@@ -1,4 +1,5 @@
-"""Checkpoints: written atomically, read with `weights_only=True`, and turned back into a model."""
+"""Checkpoint files: written atomically, read with `weights_only=True` (gan_cli.assembly turns one back into a
+model)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from gan_cli.errors import UserError
-from gan_cli.tricks import attach_tricks
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -62,18 +61,3 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
             "Point ckpt_path at a .ckpt file written by gan-train."
         )
     return checkpoint
-
-
-def load_model(ckpt_path: str | os.PathLike):
-    """Rebuild the model from the config stored in the checkpoint and load its weights (in eval mode).
-
-    Returns (model, run_config).
-    """
-    checkpoint = read_checkpoint(ckpt_path)
-    config = checkpoint["gan_cli"]["config"]
-    model = instantiate(config["model"])
-    attach_tricks(model, config.get("tricks"))
-    model.load_state_dict(checkpoint["state_dict"])
-    model.on_load_checkpoint(checkpoint)
-    model.eval()
-    return model, config

@@ -8,9 +8,9 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
+from gan_cli.config.schemas import register_schemas
 from gan_cli.errors import UserError, user_message
-from gan_cli.schemas import register_schemas
-from gan_cli.sweeps import check_metric_is_logged, in_sweep, job_failed, sweep_value
+from gan_cli.sweeps.summary import check_metric_is_logged, in_sweep, job_failed, sweep_value
 
 register_schemas()
 
@@ -29,9 +29,9 @@ def train_main(cfg: DictConfig) -> float | None:
     """gan-train: train the model that the config describes.
 
     Returns optimized_metric for sweepers. In a sweep, a job that fails for any reason returns None (see
-    gan_cli.sweeps), so the sweep records it as failed and goes on; a single run fails as usual.
+    gan_cli.sweeps.summary), so the sweep records it as failed and goes on; a single run fails as usual.
     """
-    from gan_cli.runner import metric_value, train  # heavy imports after Hydra has parsed the command line
+    from gan_cli.commands.train import metric_value, train  # heavy imports after Hydra has parsed the command line
 
     try:
         check_metric_is_logged(cfg)
@@ -49,7 +49,7 @@ def train_main(cfg: DictConfig) -> float | None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
 def sample_main(cfg: DictConfig) -> None:
     """gan-sample: draw images from a trained model."""
-    from gan_cli.sampling import sample
+    from gan_cli.commands.sample import sample
 
     try:
         written = sample(cfg)
@@ -62,7 +62,7 @@ def sample_main(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="translate")
 def translate_main(cfg: DictConfig) -> None:
     """gan-translate: translate a folder of images with a pix2pix or CycleGAN checkpoint."""
-    from gan_cli.translating import translate
+    from gan_cli.commands.translate import translate
 
     try:
         translate(cfg)
@@ -73,7 +73,7 @@ def translate_main(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="blend")
 def blend_main(cfg: DictConfig) -> None:
     """gan-blend: blend a masked region of one image into another (GP-GAN, or Poisson without a checkpoint)."""
-    from gan_cli.blending_cli import run_blend
+    from gan_cli.commands.blend import run_blend
 
     try:
         run_blend(cfg)
@@ -84,7 +84,7 @@ def blend_main(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def eval_main(cfg: DictConfig) -> None:
     """gan-eval: score a checkpoint and record how."""
-    from gan_cli.evaluating import evaluate, report
+    from gan_cli.commands.evaluate import evaluate, report
 
     try:
         print(report(*evaluate(cfg)))

@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from gan_cli.schemas import register_schemas
+from gan_cli.config.schemas import register_schemas
 
 register_schemas()
 
@@ -49,8 +49,8 @@ def translation_quick(model: str, folders: dict[str, Path]) -> list[str]:
 def write_image_pairs(root: Path, count: int = 6, size: int = 40) -> dict[str, Path]:
     """Tiny datasets in both layouts: unpaired trainA/ trainB/ testA/ testB/, and paired train/ test/ with
     A and B side by side (B is A with inverted colours)."""
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     rng = np.random.default_rng(0)
     unpaired, paired = root / "unpaired", root / "paired"
@@ -97,7 +97,7 @@ def inception_file(tmp_path_factory) -> Path:
 def digit_classifier(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """gan-train model=classifier data=mnist_5k for 2 epochs (the default run has 15): its run folder and the
     metrics it logged. The offline evaluator of the metrics tests."""
-    from gan_cli.runner import train
+    from gan_cli.commands.train import train
 
     run = tmp_path_factory.mktemp("classifier") / "run"
     cfg = compose_train(run, ["model=classifier", "data=mnist_5k", "trainer=cpu", "trainer.max_epochs=2",

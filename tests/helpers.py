@@ -9,6 +9,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from gan_cli.models.contract import Sampler
+
 
 class PoisonWeights(pl.Callback):
     """Simulates a diverging run: at training batch `at_batch` the generator's weights become NaN."""
@@ -17,7 +19,7 @@ class PoisonWeights(pl.Callback):
         self.at_batch = at_batch
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.fit_loop.epoch_loop._batches_that_stepped == self.at_batch:
+        if pl_module.batches_seen == self.at_batch:
             with torch.no_grad():
                 for param in pl_module.generator.parameters():
                     param.fill_(float("nan"))
@@ -45,7 +47,7 @@ class IntensityClassifier(torch.nn.Module):
         return -100 * (mean - self.levels) ** 2
 
 
-class ConstantImages(torch.nn.Module):
+class ConstantImages(torch.nn.Module, Sampler):
     """A stand-in generator: images of grey level label/10 (in [-1, 1] data space), or `images` if given;
     `wrong` maps a requested label to the one actually drawn."""
 
@@ -67,7 +69,7 @@ class ConstantImages(torch.nn.Module):
         return (level.expand(n, 1, self.size, self.size) - 0.5) / 0.5
 
 
-class RealDigits(torch.nn.Module):
+class RealDigits(torch.nn.Module, Sampler):
     """A stand-in generator that 'draws' real held-out digits (data space) of the requested labels;
     `shift` hands out the digit of label + shift instead."""
 
@@ -121,7 +123,7 @@ class StopAfter(pl.Callback):
 def resumed_and_uninterrupted(tmp_path: Path, overrides: list[str]) -> tuple[dict, dict]:
     """Train `overrides` straight through, and again cut after epoch 0 then resumed from that last.ckpt; returns
     (uninterrupted, resumed) final checkpoints. An exact resume gives equal state_dicts."""
-    from gan_cli.runner import train
+    from gan_cli.commands.train import train
     from tests.conftest import compose_train
 
     train(compose_train(tmp_path / "whole", overrides))

@@ -11,13 +11,13 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
+from gan_cli.commands.evaluate import evaluate
+from gan_cli.commands.sample import sample
+from gan_cli.commands.train import build, train
 from gan_cli.errors import UserError
-from gan_cli.evaluating import evaluate
 from gan_cli.losses.reconstruction import bernoulli_kl, bernoulli_nll, corrupt, sparsity_penalty
-from gan_cli.models.autoencoder import Autoencoder, linear_probe
-from gan_cli.nets.autoencoder import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from gan_cli.runner import build, train
-from gan_cli.sampling import sample
+from gan_cli.models.classic.autoencoder import Autoencoder, linear_probe
+from gan_cli.models.classic.coders import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from tests.conftest import QUICK, compose_train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -11,14 +11,14 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from gan_cli.checkpoint import load_model
+from gan_cli.assembly import load_model
+from gan_cli.commands.evaluate import evaluate
+from gan_cli.commands.sample import sample
+from gan_cli.commands.train import build, train
 from gan_cli.errors import UserError
-from gan_cli.evaluating import evaluate
-from gan_cli.metrics.evaluator import model_kind
-from gan_cli.models.capsnet import PERTURBATIONS, CapsNet, margin_loss
-from gan_cli.nets.capsnet import CapsuleDecoder, DigitCapsules, squash
-from gan_cli.runner import build, train
-from gan_cli.sampling import sample
+from gan_cli.evaluation.evaluator import model_kind
+from gan_cli.models.classic.capsnet import PERTURBATIONS, CapsNet, margin_loss
+from gan_cli.models.classic.capsnet_nets import CapsuleDecoder, DigitCapsules, squash
 from tests.conftest import QUICK, compose_train
 from tests.helpers import resumed_and_uninterrupted, same_state
 

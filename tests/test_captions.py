@@ -1,24 +1,25 @@
 """Caption data for the text-to-image models: the digit attribute measures, data=mnist_5k_captions (captions,
-batches, embedding cache), data=cub / data=flowers on a tiny fake StackGAN layout, and the text encoders."""
+batches, embedding cache), and the text encoders. The StackGAN layout (data=cub, data=flowers) is in
+tests/test_stackgan_layout.py."""
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
-
-import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
-from PIL import Image
 
-from gan_cli.data.captions import (DIGIT_WORDS, CaptionedImages, DigitCaptionsDataModule, attribute_buckets,
-                                   digit_captions)
+from gan_cli.config.schemas import validate_targets
+from gan_cli.data.captions import (
+    DIGIT_WORDS,
+    CaptionedImages,
+    DigitCaptionsDataModule,
+    attribute_buckets,
+    digit_captions,
+)
 from gan_cli.data.digit_attributes import measure, size, slant, thickness
 from gan_cli.errors import UserError
-from gan_cli.schemas import validate_targets
 from gan_cli.text.cache import cache_path, cached_embeddings
-from gan_cli.text.encoders import HashingEncoder, MiniLMEncoder, PrecomputedEncoder
+from gan_cli.text.encoders import HashingEncoder, MiniLMEncoder
 from tests.conftest import SMALL
 
 FAST = ["trainer=cpu", "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false",
@@ -201,7 +202,7 @@ def test_datamodule_encodes_each_caption_once_and_reuses_the_cache(tmp_path):
 
 # --- the runner, configs --------------------------------------------------------------------------------
 def test_a_conditional_gan_trains_on_caption_batches(make_cfg, tmp_path, one_thread):
-    from gan_cli.runner import train
+    from gan_cli.commands.train import train
 
     cfg = make_cfg("model=cgan", *SMALL["cgan"], "data=mnist_5k_captions", "text_encoder=hashing",
                    f"paths.data_dir={tmp_path / 'data'}", *FAST, "+trainer.limit_train_batches=2")
@@ -216,93 +217,6 @@ def test_config_checks_data_keys_and_the_encoder_must_encode(make_cfg, tmp_path)
     cfg = make_cfg("data=mnist_5k_captions", "text_encoder=precomputed", "data.cache_dir=null")
     with pytest.raises(UserError, match="exist only for the captions.*text_encoder=minilm"):
         instantiate(cfg.data).build("test")
-
-
-# --- the StackGAN layout (data=cub, data=flowers) --------------------------------------------------------
-def dump(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as file:
-        pickle.dump(obj, file, protocol=2)
-
-
-def write_layout(root: Path, layout: str, per_split: int = 4, captions: int = 3, dim: int = 1024) -> dict:
-    """A tiny fake of the published layout: pickles of keys, classes and embeddings; jpg images."""
-    rng = np.random.default_rng(0)
-    made = {}
-    index_lines, box_lines = [], []
-    for s, split in enumerate(("train", "test")):
-        keys, classes = [], []
-        for i in range(per_split):
-            cls = 1 + 2 * s + i % 2
-            key = f"{cls:03d}.Bird_{cls}/Bird_{s}_{i}" if layout == "birds" else f"jpg/image_{s}{i:04d}"
-            folder = root / ("CUB_200_2011/images" if layout == "birds" else "")
-            path = folder / f"{key}.jpg"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pixels = np.zeros((60, 80, 3), np.uint8)
-            pixels[20:40, 30:50] = 255  # the "bird": white, inside its box
-            Image.fromarray(pixels).save(path)
-            keys.append(key)
-            classes.append(cls)
-            index_lines.append(f"{len(index_lines) + 1} {key}.jpg")
-            box_lines.append(f"{len(box_lines) + 1} 30.0 20.0 20.0 20.0")
-        embeddings = rng.standard_normal((per_split, captions, dim)).astype(np.float32)
-        dump(root / split / "filenames.pickle", keys)
-        dump(root / split / "class_info.pickle", classes)
-        dump(root / split / "char-CNN-RNN-embeddings.pickle", embeddings)
-        made[split] = (keys, classes, embeddings)
-    if layout == "birds":
-        (root / "CUB_200_2011" / "images.txt").write_text("\n".join(index_lines) + "\n")
-        (root / "CUB_200_2011" / "bounding_boxes.txt").write_text("\n".join(box_lines) + "\n")
-    return made
-
-
-@pytest.mark.parametrize("data, layout", [("cub", "birds"), ("flowers", "flowers")])
-def test_stackgan_layout_batches_carry_the_published_embeddings(make_cfg, tmp_path, data, layout):
-    made = write_layout(tmp_path / layout, layout)
-    cfg = make_cfg(f"data={data}", "text_encoder=precomputed", f"paths.data_dir={tmp_path}", "data.batch_size=4",
-                   "data.num_workers=0", "data.image_size=16")
-    validate_targets(cfg)
-    datamodule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    batch = next(iter(datamodule.train_dataloader()))
-    assert batch["image"].shape == (4, 3, 16, 16) and batch["text"].shape == batch["wrong_text"].shape == (4, 1024)
-    assert set((batch["label"] + 1).tolist()) <= set(made["train"][1])  # labels are the class ids - 1
-    test = datamodule.test_set
-    item = test[1]
-    assert int(item["label"]) == made["test"][1][1] - 1
-    published = torch.from_numpy(made["test"][2][1])
-    assert torch.isclose(published, item["text"]).all(1).any()      # one of that image's embeddings
-    assert not torch.isclose(published, item["wrong_text"]).all(1).any()
-    if layout == "birds":  # cropped around the box: a square of 1.5 x its side, the white bird in the middle
-        image = datamodule.denormalize(item["image"][None])[0]
-        assert image[:, 8, 8].min() > 0.9 and image[:, 0, 0].max() < 0.1
-
-
-def test_stackgan_layout_reports_missing_files_and_refuses_new_sentences(make_cfg, tmp_path):
-    cfg = make_cfg("data=cub", "text_encoder=precomputed", f"paths.data_dir={tmp_path}")
-    with pytest.raises(UserError, match=r"birds/train/filenames.pickle does not exist.*drive.google.com.*CUB-200"):
-        instantiate(cfg.data).prepare_data()
-    with pytest.raises(UserError, match="exist only for the captions of the dataset.*text_encoder=minilm"):
-        PrecomputedEncoder().encode(["a small red bird"])
-
-
-def test_stackgan_layout_with_another_encoder_reads_the_caption_texts(tmp_path):
-    root = tmp_path / "flowers"
-    made = write_layout(root, "flowers", captions=2, dim=8)
-    cfg = dict(dataset=instantiate({"_target_": "gan_cli.data.stackgan_layout.StackGANImages", "_partial_": True,
-                                    "layout": "flowers"}),
-               root=str(root), image_size=16, channels=3, num_classes=102, batch_size=2, cache_dir=str(tmp_path))
-    from gan_cli.data.stackgan_layout import StackGANDataModule
-
-    with pytest.raises(UserError, match="add text_encoder=precomputed"):
-        StackGANDataModule(HashingEncoder(dim=8), **cfg).build("train")
-    for i, key in enumerate(made["train"][0]):
-        (root / "text_c10" / f"{key}.txt").parent.mkdir(parents=True, exist_ok=True)
-        (root / "text_c10" / f"{key}.txt").write_text(f"a flower number {i}\nthis flower has {i} petals\n")
-    datamodule = StackGANDataModule(HashingEncoder(dim=8), **cfg)
-    item = datamodule.build("train")[2]
-    assert datamodule.captions("train")[2] == ["a flower number 2", "this flower has 2 petals"]
-    assert torch.isclose(HashingEncoder(dim=8).encode(datamodule.captions("train")[2]), item["text"]).all(1).any()
 
 
 # --- the encoders -------------------------------------------------------------------------------------------

@@ -16,15 +16,15 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_cli.checkpoint import load_model
+from gan_cli.assembly import load_model
+from gan_cli.commands.sample import sample
+from gan_cli.commands.train import build
+from gan_cli.config.schemas import validate_targets
 from gan_cli.data import ImageDataModule
 from gan_cli.data.sources import MNIST5k
 from gan_cli.errors import UserError
-from gan_cli.models.classifier import Classifier, random_shift
-from gan_cli.nets import ConvClassifier
-from gan_cli.runner import build
-from gan_cli.sampling import sample
-from gan_cli.schemas import validate_targets
+from gan_cli.models.classic.classifier import Classifier, random_shift
+from gan_cli.models.classic.classifier_nets import ConvClassifier
 from tests.conftest import QUICK, SMALL
 from tests.helpers import resumed_and_uninterrupted, same_state
 

@@ -13,8 +13,8 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from gan_cli.commands.train import train
 from gan_cli.errors import UserError
-from gan_cli.runner import train
 from tests.conftest import POOLED, QUICK, SMALL, compose_train, run_cli, translation_quick
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,10 +112,10 @@ def test_sample_writes_a_grid_or_one_file_per_sample(tmp_path, checkpoints):
 
 
 def test_sample_in_process_draws_the_requested_label(checkpoints):
-    from gan_cli.checkpoint import load_model
+    from gan_cli.assembly import load_model
 
     model, config = load_model(checkpoints["cgan"])
-    assert config["model"]["_target_"] == "gan_cli.models.gan.GAN"
+    assert config["model"]["_target_"] == "gan_cli.models.gans.gan.GAN"
     torch.manual_seed(0)
     a = model.sample(4, torch.full((4,), 2))
     torch.manual_seed(0)
@@ -178,7 +178,7 @@ def test_the_wheel_ships_the_configs(tmp_path):
 
 
 def test_gibbs_steps_is_refused_for_a_model_without_gibbs_chains(checkpoints):
-    from gan_cli.sampling import sample
+    from gan_cli.commands.sample import sample
 
     settings = {"ckpt_path": str(checkpoints["dcgan"]), "seed": 0, "device": "cpu", "num_samples": 4,
                 "output": "x.png", "label": None, "nrow": None, "chain": False, "gibbs_steps": 100}
@@ -188,7 +188,7 @@ def test_gibbs_steps_is_refused_for_a_model_without_gibbs_chains(checkpoints):
 
 @pytest.mark.parametrize("override", ["loss=hinge", "loss.d_steps=2"])
 def test_a_loss_for_a_model_without_an_adversarial_game_is_refused(make_cfg, override):
-    from gan_cli.runner import build
+    from gan_cli.commands.train import build
 
     with pytest.raises(UserError, match=rf"model=classifier has no adversarial loss, so {override} would change nothing"):
         build(make_cfg("model=classifier", override, *QUICK[:3]))

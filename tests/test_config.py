@@ -9,8 +9,9 @@ import torch
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
+from gan_cli.config.schemas import validate_targets
 from gan_cli.errors import UserError
-from gan_cli.schemas import validate_targets
+from gan_cli.models.contract import TextSampler
 from tests.conftest import run_cli
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -43,7 +44,7 @@ def test_every_noise_to_image_model_builds_for_the_data_it_is_given(make_cfg, mo
     for data, channels, size in [("fake", 1, 32), ("fake", 3, 64)]:
         cfg = make_cfg(f"model={model}", f"data={data}", f"data.channels={channels}", f"data.image_size={size}")
         module = instantiate(cfg.model)
-        text = {"text": torch.randn(2, cfg.text_encoder.dim)} if getattr(module, "text_conditional", False) else {}
+        text = {"text": torch.randn(2, cfg.text_encoder.dim)} if isinstance(module, TextSampler) else {}
         images = module.sample(2, **text)
         assert images.shape == (2, channels, size, size)
 
@@ -124,7 +125,7 @@ def test_cli_help_lists_groups_and_cfg_job_prints_the_config(tmp_path):
         assert line in help_text.stdout
     job = run_cli(["--cfg", "job", "model=cgan", "loss=hinge"], tmp_path)
     assert job.returncode == 0
-    assert "gan_cli.models.gan.GAN" in job.stdout and "gan_cli.losses.HingeLoss" in job.stdout
+    assert "gan_cli.models.gans.gan.GAN" in job.stdout and "gan_cli.losses.HingeLoss" in job.stdout
     assert "num_classes: ${data.num_classes}" in job.stdout
     for command in ("gan-sample", "gan-translate"):
         assert f"Usage: {command} ckpt_path=PATH" in run_cli(["--help"], tmp_path, module=command).stdout

@@ -12,12 +12,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_cli.checkpoint import load_model
+from gan_cli.assembly import load_model
+from gan_cli.commands.evaluate import evaluate
+from gan_cli.commands.sample import sample
+from gan_cli.commands.train import build, train
 from gan_cli.errors import UserError
-from gan_cli.evaluating import evaluate
-from gan_cli.models.dbn import DBN
-from gan_cli.runner import build, train
-from gan_cli.sampling import sample
+from gan_cli.models.classic.dbn import DBN
 from tests.conftest import QUICK, compose_train
 
 #: two stacked RBMs (64 -> 12 -> 8) on 8x8 synthetic images, one epoch each, then one epoch of fine-tuning
@@ -144,7 +144,7 @@ def test_gan_sample_on_a_dbn_says_what_to_do_instead(greedy_run):
 
 
 def test_a_short_max_epochs_is_warned_about_and_a_long_one_stops_at_the_schedule(make_cfg, caplog, one_thread):
-    with caplog.at_level(logging.WARNING, logger="gan_cli.models.dbn"):
+    with caplog.at_level(logging.WARNING, logger="gan_cli.models.classic.dbn"):
         cfg = make_cfg(*TINY, "trainer.max_epochs=1", "callbacks=none", "trainer.limit_val_batches=0",
                        "trainer.enable_checkpointing=false")
         datamodule, model, trainer = build(cfg)

@@ -10,12 +10,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from gan_cli.commands.train import build, train
+from gan_cli.commands.translate import translate
 from gan_cli.errors import UserError
 from gan_cli.losses import LeastSquaresLoss
 from gan_cli.losses.perceptual import PerceptualLoss
-from gan_cli.models.direct_translation import DirectTranslation
-from gan_cli.runner import build, train
-from gan_cli.translating import translate
+from gan_cli.models.translation.direct_translation import DirectTranslation
 from tests.conftest import compose_train, translation_quick
 from tests.helpers import resumed_and_uninterrupted, same_state
 from tests.test_perceptual import known_net, random_vgg_weights

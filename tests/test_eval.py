@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from gan_cli.commands.evaluate import evaluate, report
+from gan_cli.commands.train import train
 from gan_cli.errors import UserError
-from gan_cli.evaluating import evaluate, report
-from gan_cli.runner import train
 from tests.conftest import POOLED, QUICK, SMALL, compose_train, run_cli, translation_quick
 
 #: and the label accuracy of a conditional model judged by a stand-in classifier of grey levels
@@ -80,7 +80,7 @@ def test_gan_eval_command_on_a_conditional_gan_with_seeds(runs, tmp_path):
     record = json.loads(ckpt.with_name("last.eval.json").read_text())[-1]
     assert record["seeds"] == [0, 1]
     assert len(record["scores"]["fid"]["values"]) == 2 and record["scores"]["fid"]["std"] is not None
-    assert record["checkpoint"]["model"] == "gan_cli.models.gan.GAN" and len(record["checkpoint"]["sha256"]) == 64
+    assert record["checkpoint"]["model"] == "gan_cli.models.gans.gan.GAN" and len(record["checkpoint"]["sha256"]) == 64
     protocol = record["protocol"]
     assert protocol["num_samples"] == 32  # the run's own metrics settings
     assert {"feature_network", "reference", "image_size", "versions", "kid"} <= protocol.keys()
@@ -139,8 +139,8 @@ def test_gan_eval_on_the_classifier_reports_its_held_out_accuracy(digit_classifi
 def test_the_classifier_judges_real_digits_by_their_labels(digit_classifier):
     from hydra.utils import instantiate
 
-    from gan_cli.checkpoint import load_model
-    from gan_cli.metrics import Evaluator
+    from gan_cli.assembly import load_model
+    from gan_cli.evaluation import Evaluator
     from gan_cli.metrics.features import ClassifierFeatures
     from tests.helpers import RealDigits
 

@@ -1,4 +1,6 @@
-"""GP-GAN: the Blending GAN (model=gpgan), its training pairs (data=blending_folder) and gan-blend."""
+"""GP-GAN: the Blending GAN (model=gpgan) trained, resumed and checked term by term (the weighted L2 and
+adversarial loss, the authors' critic schedule, the low-resolution blend), and gan-blend with and without a
+checkpoint. Its training pairs (data=blending_folder) are in tests/test_blending_pairs.py."""
 
 from __future__ import annotations
 
@@ -11,43 +13,18 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from gan_cli.assembly import load_model
 from gan_cli.blending import poisson_blend
-from gan_cli.blending_cli import blend_images, read_inputs, run_blend
-from gan_cli.checkpoint import load_model
-from gan_cli.data.blending import BlendingDataModule, SceneFolders
-from gan_cli.data.translation import MissingSplit
+from gan_cli.commands.blend import blend_images, read_inputs, run_blend
+from gan_cli.commands.sample import sample
+from gan_cli.commands.train import train
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import NonSaturatingLoss, WassersteinLoss
-from gan_cli.models.gpgan import GPGAN
+from gan_cli.models.translation.gpgan import GPGAN
+from gan_cli.models.translation.gpgan_nets import BlendingEncoderDecoder
 from gan_cli.nets import DCGANDiscriminator
-from gan_cli.nets.gpgan import BlendingEncoderDecoder
-from gan_cli.runner import train
-from gan_cli.sampling import sample
 from tests.conftest import compose_train, run_cli
-
-OFFSET = 20  # image k of a scene is its base plus k * OFFSET grey levels
-
-
-def write_scenes(root: Path, scenes: int = 4, per_scene: int = 3, size: tuple[int, int] = (24, 30)) -> Path:
-    """A tiny blending folder: root/scene_<s>/<k>.png, image k being the scene's random base + k * OFFSET (the
-    same view under brighter light), so two crops of one scene differ by a constant exactly when they align."""
-    rng = np.random.default_rng(0)
-    for s in range(scenes):
-        (root / f"scene_{s}").mkdir(parents=True)
-        base = rng.integers(0, 256 - OFFSET * per_scene, (*size, 3))
-        for k in range(per_scene):
-            Image.fromarray((base + OFFSET * k).astype(np.uint8)).save(root / f"scene_{s}" / f"{k}.png")
-    return root
-
-
-def gpgan_quick(root: Path) -> list[str]:
-    """A quick CPU run of model=gpgan on `write_scenes`' folder: 16 px, tiny networks, 12 batches; the critic's
-    boosted phase shortened so that G is updated in it."""
-    return ["model=gpgan", f"data.root={root}", "data.image_size=16", "data.load_size=20", "data.batch_size=4",
-            "data.num_workers=0", "data.dataset.train_pairs=48", "model.generator.nef=4", "model.generator.ngf=4",
-            "model.generator.bottleneck=8", "model.discriminator.ndf=4", "model.critic_boost=2",
-            "model.critic_boost_first=1", "model.num_examples=3", "trainer=cpu", "trainer.max_epochs=1",
-            "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
+from tests.gpgan_helpers import gpgan_quick, write_scenes
 
 
 @pytest.fixture(scope="module")
@@ -167,77 +144,6 @@ def test_gan_sample_says_to_use_gan_blend(smoke_run):
     ckpt = smoke_run[0] / "checkpoints" / "last.ckpt"
     with pytest.raises(UserError, match="use gan-blend ckpt_path="):
         sample(OmegaConf.create({"ckpt_path": str(ckpt), "seed": 0, "device": "cpu", "num_samples": 4}))
-
-
-# --- the training pairs ------------------------------------------------------------------------------
-def test_a_pair_pastes_the_centre_of_one_image_into_another_image_of_the_same_scene(scenes):
-    datamodule = BlendingDataModule(SceneFolders, root=str(scenes), image_size=16, load_size=20, batch_size=4)
-    pairs = datamodule.build("train")
-    torch.manual_seed(0)
-    for index in range(8):
-        item = pairs[index]
-        source_path, destination_path = pairs.pairs.paths(index)
-        assert source_path.parent == destination_path.parent and source_path != destination_path
-        mask = item["mask"].bool().expand(3, -1, -1)
-        assert mask.sum() == 3 * 8 * 8 and mask[:, 4:12, 4:12].all()  # the centre square, half the side
-        assert torch.equal(item["composite"][mask], item["source"][mask])
-        assert torch.equal(item["composite"][~mask], item["target"][~mask])
-        # source and target are cut by the same crop, and the target is the destination: source - target is the
-        # constant by which the source's light is brighter
-        shift = (int(source_path.stem) - int(destination_path.stem)) * OFFSET / 255 * 2  # in [-1, 1] units
-        torch.testing.assert_close(item["source"] - item["target"], torch.full_like(item["target"], shift),
-                                   atol=2e-5, rtol=0)
-
-
-def test_pairs_are_drawn_once_from_a_seed_and_the_first_scenes_are_held_out(scenes):
-    first, again = SceneFolders(str(scenes), train_pairs=20), SceneFolders(str(scenes), train_pairs=20)
-    assert [first.paths(i) for i in range(20)] == [again.paths(i) for i in range(20)]
-    assert len({first.paths(i) for i in range(20)}) > 5
-    held_out = SceneFolders(str(scenes), split="test", test_scenes=0.5, test_pairs=6)
-    training = SceneFolders(str(scenes), split="train", test_scenes=0.5)
-    assert held_out.scenes == ["scene_0", "scene_1"] and training.scenes == ["scene_2", "scene_3"]
-    assert len(held_out) == 6
-    with pytest.raises(MissingSplit, match="test split has no scenes"):
-        SceneFolders(str(scenes), split="test", test_scenes=0.05)
-    # without held-out scenes the logged examples come from the training scenes, centre-cropped, and stay fixed
-    datamodule = BlendingDataModule(SceneFolders, root=str(scenes), image_size=16, load_size=20, paste_at="random")
-    examples = datamodule.examples(3)
-    assert examples["composite"].shape == (3, 3, 16, 16)
-    torch.testing.assert_close(examples, datamodule.examples(3))
-
-
-def test_random_pastes_put_the_square_anywhere_in_the_crop(scenes):
-    pairs = BlendingDataModule(SceneFolders, root=str(scenes), image_size=16, load_size=16, ratio=0.25,
-                               paste_at="random").build("train")
-    torch.manual_seed(0)
-    corners = set()
-    for index in range(20):
-        rows, cols = torch.nonzero(pairs[index]["mask"][0], as_tuple=True)
-        assert len(rows) == 16 and rows.max() - rows.min() == 3 and cols.max() - cols.min() == 3
-        corners.add((int(rows.min()), int(cols.min())))
-    assert len(corners) > 10
-
-
-def test_bad_scene_folders_are_named(tmp_path, scenes):
-    with pytest.raises(UserError, match="does not exist"):
-        SceneFolders(str(tmp_path / "nowhere"))
-    loose = tmp_path / "loose"
-    loose.mkdir()
-    Image.new("RGB", (8, 8)).save(loose / "a.png")
-    with pytest.raises(UserError, match="holds no scene sub-folders: put the images of each scene in a sub-folder"):
-        SceneFolders(str(loose))
-    (loose / "lonely").mkdir()
-    Image.new("RGB", (8, 8)).save(loose / "lonely" / "a.png")
-    with pytest.raises(UserError, match="none of its 1 sub-folders holds two images"):
-        SceneFolders(str(loose))
-    broken = write_scenes(tmp_path / "broken", scenes=1, per_scene=2)
-    (broken / "scene_0" / "1.png").write_bytes(b"not an image")
-    with pytest.raises(UserError, match=r"scene_0/1.png cannot be read"):
-        SceneFolders(str(broken), train_pairs=1)[0]
-    with pytest.raises(UserError, match="data.load_size=8 is smaller than data.image_size=16"):
-        BlendingDataModule(SceneFolders, root=str(scenes), image_size=16, load_size=8)
-    with pytest.raises(UserError, match="data.paste_at=corner"):
-        BlendingDataModule(SceneFolders, root=str(scenes), paste_at="corner")
 
 
 # --- gan-blend ---------------------------------------------------------------------------------------

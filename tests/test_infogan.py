@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from gan_cli.commands.train import build
 from gan_cli.errors import UserError
 from gan_cli.losses.information import (
     categorical_codes_information,
@@ -17,9 +18,9 @@ from gan_cli.losses.information import (
     gaussian_nll,
     uniform_entropy,
 )
-from gan_cli.models.infogan import InfoGAN, best_matching
-from gan_cli.nets import InfoGANDiscriminator, InfoGANGenerator
-from gan_cli.runner import build
+from gan_cli.models.gans.infogan import InfoGAN
+from gan_cli.models.gans.infogan_nets import InfoGANDiscriminator, InfoGANGenerator
+from gan_cli.models.gans.infogan_scores import best_matching
 from tests.conftest import QUICK
 
 pytestmark = pytest.mark.usefixtures("one_thread")

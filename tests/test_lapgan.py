@@ -9,10 +9,10 @@ import torch
 from hydra.errors import InstantiationException
 from PIL import Image
 
+from gan_cli.commands.train import build, train
 from gan_cli.errors import UserError
-from gan_cli.nets.lapgan import CoarseDiscriminator, ResidualDiscriminator
-from gan_cli.nets.pyramid import downsample, gaussian_pyramid, laplacian_pyramid, pyramid_sizes, reconstruct, upsample
-from gan_cli.runner import build, train
+from gan_cli.models.gans.lapgan_nets import CoarseDiscriminator, ResidualDiscriminator
+from gan_cli.nets.pyramid import downsample, gaussian_pyramid, pyramid_sizes, upsample
 from gan_cli.tricks.base import score_layer
 from tests.conftest import QUICK, compose_train, run_cli
 
@@ -24,6 +24,21 @@ TINY_LAPGAN = ["model=lapgan", "model.coarse_generator.latent_dim=8", "model.coa
                "model.residual_generator.depth=2", "model.residual_discriminator.width=4"]
 #: two batches of 8 images on the synthetic data (32 px, 1 channel, 10 classes)
 FEW_STEPS = [*QUICK, "data.dataset.size=16", "data.batch_size=8", *TINY_LAPGAN]
+
+
+def laplacian_pyramid(image: torch.Tensor, levels: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(coarsest, [h...]): the coarsest Gaussian level and the `levels - 1` residuals, coarse to fine."""
+    gaussian = gaussian_pyramid(image, levels)
+    residuals = [fine - upsample(coarse, fine.shape[-2:]) for coarse, fine in zip(gaussian[:-1], gaussian[1:])]
+    return gaussian[0], residuals
+
+
+def reconstruct(coarsest: torch.Tensor, residuals: list[torch.Tensor]) -> torch.Tensor:
+    """The image of a Laplacian pyramid: upsample and add each residual, coarse to fine."""
+    image = coarsest
+    for residual in residuals:
+        image = upsample(image, residual.shape[-2:]) + residual
+    return image
 
 
 def test_the_laplacian_pyramid_reconstructs_the_image_exactly():
@@ -147,7 +162,7 @@ def sample_config(ckpt, output: str, chain: bool = True):
 
 
 def test_gan_sample_chain_is_one_grid_of_a_pyramid_model(tmp_path, make_cfg, lapgan_checkpoint):
-    from gan_cli.sampling import sample
+    from gan_cli.commands.sample import sample
     from tests.conftest import SMALL
 
     with pytest.raises(UserError, match="output=FILE.png"):

@@ -1,5 +1,6 @@
-"""The adversarial objectives and penalties: hand-computed values, gradients, schedules, and
-Goodfellow et al. 2014's theory on a 1-D toy problem (D* = p_data / (p_data + p_g), V = -log 4 + 2 JSD)."""
+"""The adversarial objectives: D's and G's loss functions against values computed by hand from the papers, and
+the loss classes built on them (their real and fake terms, gradients, D-step defaults and scores). The penalties
+are in tests/test_penalties.py, Goodfellow et al. 2014's value function in tests/test_value_function.py."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_cli.losses import adversarial as adv
 from gan_cli.losses.adversarial import (
-    OPTIMAL_VALUE,
     AdversarialLoss,
     HingeLoss,
     LeastSquaresLoss,
@@ -19,16 +18,12 @@ from gan_cli.losses.adversarial import (
     NonSaturatingLoss,
     WassersteinGPLoss,
     WassersteinLoss,
-    bce_d_loss,
-    hinge_d_loss,
-    least_squares_d_loss,
     least_squares_g_loss,
     non_saturating_g_loss,
     saturating_g_loss,
-    wasserstein_d_loss,
     wasserstein_g_loss,
 )
-from gan_cli.losses.penalties import clip_weights_, gradient_penalty
+from tests.losses_helpers import bce_d_loss, hinge_d_loss, least_squares_d_loss, wasserstein_d_loss
 
 LOG2 = math.log(2.0)
 
@@ -208,184 +203,3 @@ def test_base_defaults_have_no_penalty_and_no_hook():
         assert loss.d_penalty(net, x, x) is None
     with pytest.raises(NotImplementedError):
         AdversarialLoss().d_loss(x, x)
-
-
-# --------------------------------------------------------------------------------------------------------
-# penalties
-
-
-def _linear_critic(norm: float, dim: int = 5, seed: int = 0) -> tuple[nn.Parameter, callable]:
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(dim, generator=g, dtype=torch.float64)
-    w = nn.Parameter(w / w.norm() * norm)
-    return w, lambda x: x.flatten(1) @ w
-
-
-@pytest.mark.parametrize("norm,expected", [(1.0, 0.0), (3.0, 4.0), (0.5, 0.25)])
-def test_gradient_penalty_of_a_linear_critic(norm, expected):
-    torch.manual_seed(0)
-    _, critic = _linear_critic(norm)
-    real, fake = torch.randn(16, 5, dtype=torch.float64), torch.randn(16, 5, dtype=torch.float64)
-    assert gradient_penalty(critic, real, fake).item() == pytest.approx(expected, abs=1e-9)
-
-
-def test_gradient_penalty_on_image_shaped_inputs():
-    torch.manual_seed(0)
-    _, critic = _linear_critic(3.0, dim=2 * 3 * 3)
-    real, fake = torch.randn(8, 2, 3, 3, dtype=torch.float64), torch.randn(8, 2, 3, 3, dtype=torch.float64)
-    assert gradient_penalty(critic, real, fake).item() == pytest.approx(4.0, abs=1e-9)
-
-
-def test_gradient_penalty_is_differentiable_in_the_critic():
-    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||; for ||w|| = 3: 4/3 w
-    torch.manual_seed(0)
-    w, critic = _linear_critic(3.0)
-    real = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
-    fake = torch.randn(8, 5, dtype=torch.float64, requires_grad=True)
-    gradient_penalty(critic, real, fake).backward()
-    assert torch.allclose(w.grad, 4.0 / 3.0 * w.detach(), atol=1e-9)
-    # inputs are detached: the penalty trains D only, not G
-    assert real.grad is None and fake.grad is None
-
-
-def test_gradient_penalty_uses_interpolates_between_real_and_fake():
-    torch.manual_seed(0)
-    seen = []
-
-    def critic(x):
-        seen.append(x.detach().clone())
-        return (x**2).sum(1)  # gradient 2x: its norm depends on where it is evaluated
-
-    real, fake = torch.zeros(64, 1), torch.ones(64, 1)
-    penalty = gradient_penalty(critic, real, fake)
-    points = seen[0].squeeze(1)
-    assert ((points >= 0) & (points <= 1)).all()
-    assert points.std() > 0.1  # one random alpha per sample
-    assert penalty.item() == pytest.approx(((2 * points - 1) ** 2).mean().item(), rel=1e-5)
-
-
-def test_wgan_gp_d_penalty_is_weighted_gradient_penalty():
-    torch.manual_seed(0)
-    _, critic = _linear_critic(3.0)
-    real, fake = torch.randn(8, 5, dtype=torch.float64), torch.randn(8, 5, dtype=torch.float64)
-    assert WassersteinGPLoss().d_penalty(critic, real, fake).item() == pytest.approx(40.0, abs=1e-8)
-    assert WassersteinGPLoss(gp_weight=2.5).d_penalty(critic, real, fake).item() == pytest.approx(10.0, abs=1e-8)
-    _, unit = _linear_critic(1.0)
-    assert WassersteinGPLoss().d_penalty(unit, real, fake).item() == pytest.approx(0.0, abs=1e-8)
-
-
-def _big_net() -> nn.Module:
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn_like(p))
-        net[2].weight[0, 0] = 0.005  # already inside the interval: left alone
-    return net
-
-
-def test_clip_weights_clamps_every_parameter():
-    net = _big_net()
-    before = [p.detach().clone() for p in net.parameters()]
-    clip_weights_(net, 0.01)
-    for old, new in zip(before, net.parameters()):
-        assert new.abs().max().item() <= 0.01 + 1e-12
-        assert torch.equal(new.detach(), old.clamp(-0.01, 0.01))
-    assert net[2].weight[0, 0].item() == pytest.approx(0.005)
-    assert (net[0].weight.abs() == 0.01).any()
-
-
-def test_wasserstein_after_d_step_clips():
-    net = _big_net()
-    WassersteinLoss(clip_value=0.05).after_d_step(net)
-    params = torch.cat([p.detach().flatten() for p in net.parameters()])
-    assert params.abs().max().item() == pytest.approx(0.05)
-    WassersteinLoss().after_d_step(net)
-    params = torch.cat([p.detach().flatten() for p in net.parameters()])
-    assert params.abs().max().item() == pytest.approx(0.01)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Goodfellow et al. 2014 on a 1-D toy problem: p_data = N(0, 1), p_g = N(MU_G, 1)
-
-MU_G = 1.5
-
-
-def _normal_pdf(x: torch.Tensor, mu: float) -> torch.Tensor:
-    return torch.exp(-0.5 * (x - mu) ** 2) / math.sqrt(2 * math.pi)
-
-
-def _train_discriminator(mu_g: float, steps: int = 400, batch: int = 256, seed: int = 0) -> nn.Module:
-    """Algorithm 1's inner loop: minimise bce_d_loss on fresh samples of p_data and p_g each step."""
-    torch.manual_seed(seed)
-    disc = nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
-    opt = torch.optim.Adam(disc.parameters(), lr=3e-3)
-    for _ in range(steps):
-        real, fake = torch.randn(batch, 1), torch.randn(batch, 1) + mu_g
-        loss = bce_d_loss(disc(real).squeeze(1), disc(fake).squeeze(1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return disc.eval()
-
-
-def test_trained_discriminator_approaches_the_optimal_d():
-    disc = _train_discriminator(MU_G)
-    x = torch.linspace(-1.0, 2.5, 141)
-    with torch.no_grad():
-        d = torch.sigmoid(disc(x[:, None]).squeeze(1))
-    p_data, p_g = _normal_pdf(x, 0.0), _normal_pdf(x, MU_G)
-    d_star = p_data / (p_data + p_g)
-    assert (d - d_star).abs().max().item() < 0.06
-    # and a discriminator that has not been trained is far from it
-    torch.manual_seed(0)
-    untrained = _train_discriminator(MU_G, steps=0)
-    with torch.no_grad():
-        d0 = torch.sigmoid(untrained(x[:, None]).squeeze(1))
-    assert (d0 - d_star).abs().max().item() > 0.2
-
-
-def test_optimal_value_is_minus_log_4():
-    half = torch.logit(torch.tensor([0.5, 0.5], dtype=torch.float64))
-    assert -bce_d_loss(half, half).item() == pytest.approx(-math.log(4.0), abs=1e-12)
-    assert OPTIMAL_VALUE == pytest.approx(-math.log(4.0), abs=1e-15)
-    assert adv.OPTIMAL_VALUE == OPTIMAL_VALUE
-
-
-def test_discriminator_cannot_beat_minus_log_4_when_p_g_equals_p_data():
-    disc = _train_discriminator(0.0)
-    g = torch.Generator().manual_seed(123)
-    real, fake = torch.randn(200_000, 1, generator=g), torch.randn(200_000, 1, generator=g)
-    with torch.no_grad():
-        value = -bce_d_loss(disc(real).squeeze(1), disc(fake).squeeze(1)).item()
-    assert value <= OPTIMAL_VALUE + 2e-3
-    assert value == pytest.approx(OPTIMAL_VALUE, abs=0.01)
-
-
-def _jsd(mu_g: float) -> float:
-    """Jensen-Shannon divergence of N(0, 1) and N(mu_g, 1) by integration on a fine grid."""
-    x = torch.linspace(-12.0, 12.0 + mu_g, 400_001, dtype=torch.float64)
-    p, q = _normal_pdf(x, 0.0), _normal_pdf(x, mu_g)
-    m = (p + q) / 2
-    integrand = 0.5 * p * torch.log(p / m) + 0.5 * q * torch.log(q / m)
-    return torch.trapezoid(integrand, x).item()
-
-
-@pytest.mark.parametrize("mu_g", [0.0, 0.5, 1.5, 3.0])
-def test_value_at_optimal_d_is_minus_log_4_plus_2_jsd(mu_g):
-    # E_data[log D*] + E_g[log(1 - D*)] through the loss function, with the expectations taken on
-    # quantile samples of each distribution (deterministic, accurate); D* has the logit log p_data/p_g.
-    n = 200_000
-    u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    std_normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
-    real, fake = std_normal.icdf(u), std_normal.icdf(u) + mu_g
-
-    def optimal_logit(x: torch.Tensor) -> torch.Tensor:
-        return torch.log(_normal_pdf(x, 0.0)) - torch.log(_normal_pdf(x, mu_g))
-
-    value = -bce_d_loss(optimal_logit(real), optimal_logit(fake)).item()
-    jsd = _jsd(mu_g)
-    assert value == pytest.approx(OPTIMAL_VALUE + 2 * jsd, abs=1e-4)
-    if mu_g > 0:
-        assert jsd > 0.01 and value > OPTIMAL_VALUE + 0.02  # G is not optimal: the value is higher
-    assert jsd <= math.log(2.0)

@@ -4,8 +4,8 @@ evaluator's generator path, seeds, and the JSON protocol record."""
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import http.server
+import importlib.metadata
 import json
 import threading
 
@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from gan_cli.errors import UserError
-from gan_cli.metrics import Evaluator
+from gan_cli.evaluation import Evaluator
 from gan_cli.metrics.features import CustomFeatures, InceptionV3, inception_weights, weights_sha256
 from gan_cli.metrics.record import append_record, new_record, summarize
 from gan_cli.metrics.scores import DistributionScores, PairedScores

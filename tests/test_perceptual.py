@@ -12,8 +12,13 @@ import torch
 from torch import nn
 
 from gan_cli.errors import UserError
-from gan_cli.losses.perceptual import (PerceptualLoss, VGGFeatures, classifier_perceptual, vgg_layer_names,
-                                       vgg_perceptual)
+from gan_cli.losses.perceptual import (
+    PerceptualLoss,
+    VGGFeatures,
+    classifier_perceptual,
+    vgg_layer_names,
+    vgg_perceptual,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,10 +10,11 @@ import torch
 from hydra.errors import InstantiationException
 from torch.distributions import Normal, kl_divergence
 
+from gan_cli.commands.train import build, train
 from gan_cli.errors import UserError
-from gan_cli.models.text_cgan import caption_panel
-from gan_cli.nets.stackgan import Stage1Generator, Stage2Generator, StackDiscriminator
-from gan_cli.runner import build, train
+from gan_cli.models.contract import TextSampler
+from gan_cli.models.text_to_image.base import caption_panel
+from gan_cli.models.text_to_image.stackgan_nets import StackDiscriminator, Stage1Generator, Stage2Generator
 from tests.conftest import compose_train
 from tests.helpers import resumed_and_uninterrupted, same_state
 
@@ -108,7 +109,7 @@ def test_a_bad_stage1_checkpoint_is_a_clear_error(tmp_path, stage1_run):
         trainer.fit(module, datamodule=datamodule)
     checkpoint = torch.load(stage1_run, weights_only=True)
     config = checkpoint["gan_cli"]["config"]
-    for name, change in {"dcgan": {"_target_": "gan_cli.models.gan.GAN"}, "stage2": {"stage": "2"}}.items():
+    for name, change in {"dcgan": {"_target_": "gan_cli.models.gans.gan.GAN"}, "stage2": {"stage": "2"}}.items():
         edited = {**config, "model": {**config["model"], **change}}
         torch.save({**checkpoint, "gan_cli": {**checkpoint["gan_cli"], "config": edited}}, tmp_path / f"{name}.ckpt")
     with pytest.raises(UserError, match="written by GAN, not StackGAN"):
@@ -139,10 +140,10 @@ def test_stage_both_switches_after_stage1_epochs_and_resumes_exactly(tmp_path):
 def check_sampling(checkpoint) -> None:
     """A Stage-II model read back from its checkpoint samples for embeddings, for kept captions (of labels), and
     logs its caption figure."""
-    from gan_cli.checkpoint import load_model
+    from gan_cli.assembly import load_model
 
     module, _ = load_model(checkpoint)
-    assert module.text_conditional and module.phase() == 2
+    assert isinstance(module, TextSampler) and module.phase() == 2
     text = torch.randn(3, 64)
     assert module.sample(3, text=text).shape == (3, 1, 32, 32)
     assert module.sample(4, text=text[:1]).shape == (4, 1, 32, 32)  # one caption for all

@@ -13,9 +13,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from gan_cli import runner
-from gan_cli.hparams_view import write_hparams_view
-from gan_cli.sweeps import BEST_RUN_FILE, RESULT_FILE, summarize
+from gan_cli.commands import train as train_command
+from gan_cli.loggers.hparams_view import write_hparams_view
+from gan_cli.sweeps.summary import BEST_RUN_FILE, RESULT_FILE, summarize
 from tests.conftest import QUICK, SMALL, compose_train, run_cli
 
 TINY = [*QUICK, *SMALL["dcgan"], "logger=none", "optimized_metric=train/g_loss"]
@@ -176,7 +176,7 @@ def test_hparams_view_holds_the_settings_and_the_logged_metric_names(tmp_path, o
     from tensorboard.plugins.hparams import metadata
 
     cfg = compose_train(tmp_path / "run", [*QUICK, *SMALL["dcgan"], "model.lr=3e-4"])
-    datamodule, model, trainer = runner.build(cfg)
+    datamodule, model, trainer = train_command.build(cfg)
     trainer.fit(model, datamodule=datamodule)
 
     def events() -> EventAccumulator:

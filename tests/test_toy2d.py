@@ -68,10 +68,10 @@ def test_gan_on_ring8_logs_mode_numbers_and_a_scatter_plot_and_gan_eval_reports_
 
     from PIL import Image
 
-    from gan_cli.checkpoint import load_model
-    from gan_cli.evaluating import metrics_settings
-    from gan_cli.metrics.config import build_evaluator
-    from gan_cli.runner import build
+    from gan_cli.assembly import load_model
+    from gan_cli.commands.evaluate import metrics_settings
+    from gan_cli.commands.train import build
+    from gan_cli.evaluation.config import build_evaluator
 
     cfg = make_cfg("model=gan", "data=ring8", "data.size=1024", "data.batch_size=128", "trainer=cpu",
                    "trainer.max_epochs=2", "model.generator.hidden=[16]", "model.discriminator.hidden=[16]",

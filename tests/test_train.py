@@ -10,8 +10,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from gan_cli.commands.train import build, metric_value, train
 from gan_cli.errors import NonFiniteLossError
-from gan_cli.runner import build, metric_value, train
 from tests.conftest import QUICK, SMALL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -90,8 +90,9 @@ def test_cgan_grid_rows_are_labels(make_cfg):
 
 
 def test_cgan_refuses_unlabelled_data(make_cfg):
-    from gan_cli.errors import UserError
     from hydra.errors import InstantiationException
+
+    from gan_cli.errors import UserError
 
     cfg = make_cfg(*QUICK, "model=cgan", "data.num_classes=0")
     with pytest.raises(InstantiationException, match="no labels"):

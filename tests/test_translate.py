@@ -11,12 +11,12 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from gan_cli.checkpoint import read_checkpoint
+from gan_cli.commands.sample import sample
+from gan_cli.commands.train import train
+from gan_cli.commands.translate import load_generator, translate
 from gan_cli.errors import UserError
-from gan_cli.models.translation import translate_images
+from gan_cli.models.translation.base import translate_images
 from gan_cli.nets import PatchGANDiscriminator, ResnetGenerator
-from gan_cli.runner import train
-from gan_cli.sampling import sample
-from gan_cli.translating import load_generator, translate
 from tests.conftest import QUICK, SMALL, compose_train, run_cli, translation_quick
 
 

@@ -13,10 +13,10 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
+from gan_cli.config.schemas import validate_targets
 from gan_cli.data import TranslationDataModule
 from gan_cli.data.translation import PairedFolder, UnpairedFolders
 from gan_cli.errors import UserError, user_message
-from gan_cli.schemas import validate_targets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

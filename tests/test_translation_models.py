@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 from torch import nn
 
+from gan_cli.commands.train import build, train
+from gan_cli.config.schemas import validate_targets
 from gan_cli.errors import UserError
 from gan_cli.losses import LeastSquaresLoss, NonSaturatingLoss
-from gan_cli.models.cyclegan import CycleGAN, cycle_loss, identity_loss
-from gan_cli.models.pix2pix import Pix2Pix
-from gan_cli.runner import build, train
-from gan_cli.schemas import validate_targets
+from gan_cli.models.translation.cyclegan import CycleGAN, cycle_loss, identity_loss
+from gan_cli.models.translation.pix2pix import Pix2Pix
 from tests.conftest import translation_quick
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -205,7 +205,7 @@ def test_defaults_follow_the_papers(make_cfg):
 
 
 def test_paper_inference_keeps_dropout_and_leaves_batch_norm_statistics_alone():
-    from gan_cli.models.translation import translate_images
+    from gan_cli.models.translation.base import translate_images
     from gan_cli.nets import UnetGenerator
 
     generator = UnetGenerator(channels=3, num_downs=6, ngf=4).train()  # one block with dropout

@@ -1,15 +1,14 @@
-"""Building blocks of pix2pix and CycleGAN, faithful to junyanz/pytorch-CycleGAN-and-pix2pix: the ResNet
-and U-Net generators, the PatchGAN discriminator, the image pool and the linear learning-rate decay."""
+"""Building blocks of pix2pix and CycleGAN, faithful to junyanz/pytorch-CycleGAN-and-pix2pix: the reference's
+parameter counts, norm layers and weight init, the ResNet and U-Net generators and the PatchGAN discriminator.
+The image pool and the linear learning-rate decay are in tests/test_pool_and_decay.py."""
 
 from __future__ import annotations
-
-import io
 
 import pytest
 import torch
 from torch import nn
 
-from gan_cli.nets import ImagePool, LinearDecay, PatchGANDiscriminator, ResnetGenerator, UnetGenerator
+from gan_cli.nets import PatchGANDiscriminator, ResnetGenerator, UnetGenerator
 from gan_cli.nets.norm import conv_bias, init_weights_, norm_layer
 from gan_cli.nets.patchgan import receptive_field
 
@@ -18,14 +17,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def roundtrip(obj):
-    """obj through torch.save / torch.load(weights_only=True), as a checkpoint would carry it."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -135,15 +126,25 @@ def test_unet_skip_connections_join_encoder_and_decoder_features():
     gen = UnetGenerator(channels=3, out_channels=2, num_downs=5, ngf=ngf)
     assert gen.size_multiple == 32
     x = torch.randn(2, 3, size, size)
-    skips = gen.skip_shapes(x)
-    assert len(skips) == 4  # one per level below the outermost
-    encoder_widths = [ngf, 2 * ngf, 4 * ngf, 8 * ngf]
-    for level, (skip, width) in enumerate(zip(skips, encoder_widths), start=1):
-        side = size // 2 ** level
-        assert skip.encoder == (2, width, side, side)
-        assert skip.decoder == (2, width, side, side)  # the decoder comes back to the encoder's shape
-        assert skip.joined == (2, skip.encoder[1] + skip.decoder[1], side, side)
+    # level k's up path takes its encoder feature (k's down output) joined with level k+1's up output
+    down, up_in, up_out = {}, {}, {}
+
+    def record(k: int):
+        def hook(module, args, out) -> None:
+            up_in[k], up_out[k] = args[0].shape, out.shape
+        return hook
+
+    for k, level in enumerate(gen.levels):
+        level.down.register_forward_hook(lambda m, args, out, k=k: down.__setitem__(k, out.shape))
+        level.up.register_forward_hook(record(k))
     y = gen(x)
+    assert len(gen.levels) == 5  # four skips: one per level below the outermost
+    encoder_widths = [ngf, 2 * ngf, 4 * ngf, 8 * ngf]
+    for k, width in enumerate(encoder_widths):
+        side = size // 2 ** (k + 1)
+        assert down[k] == (2, width, side, side)
+        assert up_out[k + 1] == (2, width, side, side)  # the decoder comes back to the encoder's shape
+        assert up_in[k] == (2, 2 * width, side, side)
     assert y.shape == (2, 2, size, size)
     assert y.abs().max() <= 1 and y.std() > 0
     with pytest.raises(ValueError, match="multiples of 32"):
@@ -199,117 +200,3 @@ def test_patchgan_scores_30x30_patches_at_256px():
     out = net(torch.randn(1, 6, 256, 256))
     assert out.shape == (1, 1, 30, 30)
     assert out.min() < 0 < out.max()  # raw scores, no sigmoid
-
-
-# --------------------------------------------------------------------------------------------------------
-# image pool
-
-
-def batch(value: float, n: int = 1) -> torch.Tensor:
-    """n 1x2x2 images filled with value, value+1, ..."""
-    return torch.arange(n, dtype=torch.float32).add(value).view(n, 1, 1, 1).expand(n, 1, 2, 2).clone()
-
-
-def ids(images: torch.Tensor) -> list[float]:
-    return images[:, 0, 0, 0].tolist()
-
-
-def test_pool_returns_its_inputs_while_filling():
-    pool = ImagePool(5)
-    assert len(pool) == 0
-    first = batch(0, 3).requires_grad_()
-    out = pool.query(first)
-    assert torch.equal(out, first) and not out.requires_grad
-    assert torch.equal(pool.query(batch(3, 2)), batch(3, 2))
-    assert len(pool) == 5
-    assert sorted(ids(pool.state_dict()["images"])) == [0, 1, 2, 3, 4]
-
-
-def test_pool_of_size_zero_passes_through():
-    pool = ImagePool(0)
-    images = batch(0, 4).requires_grad_()
-    assert pool.query(images) is images
-    assert len(pool) == 0
-
-
-def test_full_pool_returns_past_images_half_of_the_time():
-    torch.manual_seed(123)
-    pool = ImagePool(10)
-    pool.query(batch(0, 10))
-    past = 0
-    queries = 400
-    for step in range(queries):
-        new = 100.0 + step
-        before = set(ids(pool.state_dict()["images"]))
-        (returned,) = ids(pool.query(batch(new)))
-        after = ids(pool.state_dict()["images"])
-        assert len(pool) == 10
-        if returned == new:
-            assert set(after) == before  # the new image is used, the pool is unchanged
-        else:
-            past += 1
-            assert returned in before  # a past image...
-            assert returned not in after and new in after  # ...whose place the new image took
-            assert set(after) == before - {returned} | {new}
-    assert 0.4 < past / queries < 0.6
-
-
-def test_pool_state_dict_round_trip_reproduces_the_following_queries():
-    torch.manual_seed(0)
-    pool = ImagePool(4)
-    pool.query(batch(0, 3))
-    state = roundtrip(pool.state_dict())
-    rng = torch.get_rng_state()
-    follow = [pool.query(batch(10.0 * k, 2)) for k in range(1, 8)]
-
-    resumed = ImagePool(4)
-    resumed.load_state_dict(state)
-    assert len(resumed) == 3
-    torch.set_rng_state(rng)
-    for k, expected in enumerate(follow, start=1):
-        assert torch.equal(resumed.query(batch(10.0 * k, 2)), expected)
-    assert torch.equal(resumed.state_dict()["images"], pool.state_dict()["images"])
-
-
-def test_empty_pool_state_dict():
-    state = roundtrip(ImagePool(3).state_dict())
-    assert state["images"].numel() == 0
-    pool = ImagePool(3)
-    pool.load_state_dict(state)
-    assert len(pool) == 0
-    with pytest.raises(ValueError, match="pool_size=1"):
-        ImagePool(1).load_state_dict({"images": batch(0, 2)})
-
-
-# --------------------------------------------------------------------------------------------------------
-# linear decay of the learning rate
-
-
-def test_linear_decay_factors():
-    decay = LinearDecay(3, 2)
-    assert [decay(e) for e in range(5)] == pytest.approx([1, 1, 1, 2 / 3, 1 / 3])
-    assert decay(5) == pytest.approx(0)  # reached right after the last epoch
-    assert [LinearDecay(0, 1)(e) for e in range(2)] == pytest.approx([1 / 2, 0])
-    for bad in ((-1, 2), (3, -1)):
-        with pytest.raises(ValueError):
-            LinearDecay(*bad)
-
-
-def test_linear_decay_drives_lambda_lr_and_round_trips():
-    param = nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=0.3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(3, 2))
-    lrs = []
-    for _ in range(5):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert lrs == pytest.approx([0.3, 0.3, 0.3, 0.2, 0.1])
-
-    state = roundtrip(scheduler.state_dict())
-    assert state["lr_lambdas"] == [{"constant_epochs": 3, "decay_epochs": 2}]
-    fresh_optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.3)
-    fresh = torch.optim.lr_scheduler.LambdaLR(fresh_optimizer, LinearDecay(100, 100))
-    fresh.load_state_dict(state)
-    assert (fresh.lr_lambdas[0].constant_epochs, fresh.lr_lambdas[0].decay_epochs) == (3, 2)
-    assert fresh.last_epoch == 5

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from gan_cli.commands.train import build
 from gan_cli.errors import UserError
-from gan_cli.runner import build
 from tests.conftest import QUICK, SMALL, translation_quick
-from tests.test_gpgan import gpgan_quick, write_scenes
+from tests.gpgan_helpers import gpgan_quick, write_scenes
 
 TRICKS = ["feature_matching", "minibatch_discrimination", "historical_averaging", "label_smoothing",
           "virtual_batchnorm", "spectral_norm", "r1", "ema", "diffaugment", "unrolled"]

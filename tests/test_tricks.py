@@ -9,15 +9,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_cli.commands.train import build
 from gan_cli.errors import UserError
 from gan_cli.losses import LeastSquaresLoss, NonSaturatingLoss
 from gan_cli.losses.penalties import r1_penalty
-from gan_cli.models.gan import GAN
+from gan_cli.models.gans.gan import GAN
 from gan_cli.nets import DCGANDiscriminator, DCGANGenerator, MLPGenerator
 from gan_cli.nets.trick_layers import VirtualBatchNorm
-from gan_cli.runner import build
-from gan_cli.tricks import (EMA, R1, DiffAugmentTrick, FeatureMatching, HistoricalAveraging, LabelSmoothing,
-                            MinibatchDiscriminationTrick, SpectralNorm, Unrolled, VirtualBatchNormTrick, attach_tricks)
+from gan_cli.tricks import (
+    EMA,
+    R1,
+    DiffAugmentTrick,
+    FeatureMatching,
+    HistoricalAveraging,
+    LabelSmoothing,
+    MinibatchDiscriminationTrick,
+    SpectralNorm,
+    Unrolled,
+    VirtualBatchNormTrick,
+    attach_tricks,
+)
 
 torch.manual_seed(0)
 
@@ -244,8 +255,9 @@ def test_tricks_compose_from_the_config_group_and_are_refused_by_non_adversarial
 
 
 def test_ema_generator_is_what_gan_translate_and_gan_sample_use(make_cfg, image_pairs, one_thread):
-    from gan_cli.checkpoint import load_model, read_checkpoint
-    from gan_cli.translating import load_generator
+    from gan_cli.assembly import load_model
+    from gan_cli.checkpoint import read_checkpoint
+    from gan_cli.commands.translate import load_generator
     from tests.conftest import translation_quick
 
     cfg = make_cfg(*translation_quick("cyclegan", image_pairs), "tricks=[ema]", "tricks.ema.decay=0.5", "logger=none")

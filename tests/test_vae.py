@@ -13,14 +13,14 @@ from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from PIL import Image
 
-from gan_cli.checkpoint import load_model
+from gan_cli.assembly import load_model
+from gan_cli.commands.evaluate import evaluate
+from gan_cli.commands.sample import sample
+from gan_cli.commands.train import build, train
 from gan_cli.errors import UserError
-from gan_cli.evaluating import evaluate
 from gan_cli.losses.reconstruction import bernoulli_nll, gaussian_nll, kl_to_standard_normal, reparameterize
-from gan_cli.models.vae import VAE
-from gan_cli.nets.autoencoder import MLPDecoder, MLPEncoder
-from gan_cli.runner import build, train
-from gan_cli.sampling import sample
+from gan_cli.models.classic.coders import MLPDecoder, MLPEncoder
+from gan_cli.models.classic.vae import VAE
 from tests.conftest import POOLED, QUICK, compose_train
 from tests.helpers import resumed_and_uninterrupted, same_state
 

@@ -10,6 +10,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import save_image
 
+from gan_cli.models.contract import Sampler
+
 
 class ModeCoverage(pl.Callback):
     def __init__(self, num_samples: int = 2500, every_n_epochs: int = 1, dirname: str = "samples") -> None:
@@ -17,7 +19,7 @@ class ModeCoverage(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
         datamodule = trainer.datamodule
-        if not hasattr(datamodule, "mode_stats") or not hasattr(pl_module, "sample"):
+        if not hasattr(datamodule, "mode_stats") or not isinstance(pl_module, Sampler):
             return
         last = trainer.current_epoch + 1 >= (trainer.max_epochs or 0) or trainer.should_stop
         if not last and (not self.every_n_epochs or (trainer.current_epoch + 1) % self.every_n_epochs):
@@ -26,10 +28,9 @@ class ModeCoverage(pl.Callback):
         stats = datamodule.mode_stats(samples)
         pl_module.log_dict({f"metrics/{name}": float(value) for name, value in stats.items()})
         if trainer.is_global_zero:
-            self._draw(trainer, datamodule.scatter(samples))
+            self._draw(trainer, datamodule.scatter(samples), pl_module.batches_seen)
 
-    def _draw(self, trainer: pl.Trainer, image) -> None:
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+    def _draw(self, trainer: pl.Trainer, image, step: int) -> None:
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("images/scatter", image, step)

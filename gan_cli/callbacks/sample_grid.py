@@ -20,7 +20,7 @@ class SampleGrid(pl.Callback):
         self.every_n_batches, self.dirname, self.save_png = every_n_batches, dirname, save_png
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        step = pl_module.batches_seen
         if self.every_n_batches and step and step % self.every_n_batches == 0:
             self.show(trainer, pl_module, f"step{step:07d}")
 
@@ -33,12 +33,11 @@ class SampleGrid(pl.Callback):
             return
         visuals = pl_module.visuals()
         if visuals:
-            self._write(trainer, visuals, tag)
+            self._write(trainer, visuals, tag, pl_module.batches_seen)  # the x-axis of the logged scalars
 
     @rank_zero_only
-    def _write(self, trainer: pl.Trainer, visuals: dict, tag: str) -> None:
+    def _write(self, trainer: pl.Trainer, visuals: dict, tag: str, step: int) -> None:
         mean, std = getattr(trainer.datamodule, "mean", [0.5]), getattr(trainer.datamodule, "std", [0.5])
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped  # the x-axis of the logged scalars
         for name, (images, nrow) in visuals.items():
             grid = to_grid(images, nrow, mean, std)
             for logger in trainer.loggers:

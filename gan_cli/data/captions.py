@@ -70,7 +70,7 @@ def split_images(items: Dataset) -> Tensor:
 
 def takes_base_arguments(cls: type) -> type:
     """Give a subclass whose __init__ passes **kwargs on to ImageDataModule the full signature, so that the
-    config check (gan_cli.schemas) still names a mistyped data.* key instead of accepting any."""
+    config check (gan_cli.config.schemas) still names a mistyped data.* key instead of accepting any."""
     own = [p for name, p in inspect.signature(cls.__init__).parameters.items()
            if name != "self" and p.kind is not p.VAR_KEYWORD]
     names = {p.name for p in own}

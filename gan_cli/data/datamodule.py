@@ -8,9 +8,9 @@ of labelled examples next to its batch of (mostly unlabelled) images."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import inspect
 import warnings
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Sequence
 

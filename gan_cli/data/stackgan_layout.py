@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from gan_cli.data.captions import TextImageDataModule, encoded_captions, takes_base_arguments
 from gan_cli.data.sources import Transform, open_rgb
 from gan_cli.errors import UserError
+from gan_cli.text.encoders import PrecomputedEncoder
 
 EMBEDDINGS = {"birds": "https://drive.google.com/open?id=0B3y_msrWZaXLT1BZdVdycDY5TEE",
               "flowers": "https://drive.google.com/open?id=0B3y_msrWZaXLaUc0UXpmcnhaVmM"}
@@ -118,6 +119,18 @@ class StackGANImages(Dataset):
         return (self.transform(image) if self.transform else image), int(self.labels[index])
 
 
+def precomputed_embeddings(folder: Path, encoder: PrecomputedEncoder) -> Tensor:
+    """The published embeddings of one split folder (`encoder.file`), (N images, K captions, dim)."""
+    embeddings = torch.as_tensor(read_pickle(folder, encoder.file), dtype=torch.float32)
+    if embeddings.dim() == 2:  # one embedding per image
+        embeddings = embeddings[:, None]
+    if embeddings.dim() != 3 or embeddings.shape[2] != encoder.dim:
+        raise UserError(f"{folder}/{encoder.file} holds embeddings shaped {tuple(embeddings.shape)}; expected "
+                        f"(images, captions, {encoder.dim}). Set text_encoder.dim={embeddings.shape[-1]} if the "
+                        "file is right.")
+    return embeddings
+
+
 @takes_base_arguments
 class StackGANDataModule(TextImageDataModule):
     """Batches of the StackGAN layout in the caption contract ("text": one of the image's ~10 embeddings, at
@@ -147,8 +160,8 @@ class StackGANDataModule(TextImageDataModule):
         return captions
 
     def caption_table(self, split: str, items: Dataset) -> tuple[Tensor, Tensor]:
-        if hasattr(self.text_encoder, "embeddings_of"):  # precomputed: the published embeddings
-            embeddings = self.text_encoder.embeddings_of(self.root / split)
+        if isinstance(self.text_encoder, PrecomputedEncoder):  # the published embeddings
+            embeddings = precomputed_embeddings(self.root / split, self.text_encoder)
             if len(embeddings) != len(items):
                 raise UserError(f"{self.root / split} has embeddings for {len(embeddings)} images but "
                                 f"{len(items)} in filenames.pickle; the files come from different downloads.")

@@ -28,11 +28,6 @@ def bce_fake_loss(fake_logits: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
-def bce_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """-(E[log D(x)] + E[log(1 - D(G(z)))]): the negated value function V(D, G) of Goodfellow et al."""
-    return bce_real_loss(real_logits) + bce_fake_loss(fake_logits)
-
-
 def saturating_g_loss(fake_logits: Tensor) -> Tensor:
     """E[log(1 - D(G(z)))], minimised by G: the minimax game as written in the paper."""
     return -bce_fake_loss(fake_logits)
@@ -56,11 +51,6 @@ def least_squares_fake_loss(fake_scores: Tensor) -> Tensor:
     return (fake_scores**2).mean()
 
 
-def least_squares_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """E[(D(x) - 1)^2] + E[D(G(z))^2]."""
-    return least_squares_real_loss(real_scores) + least_squares_fake_loss(fake_scores)
-
-
 def least_squares_g_loss(fake_scores: Tensor) -> Tensor:
     """E[(D(G(z)) - 1)^2]."""
     return least_squares_real_loss(fake_scores)
@@ -72,11 +62,6 @@ def wasserstein_real_loss(real_scores: Tensor) -> Tensor:
 
 def wasserstein_fake_loss(fake_scores: Tensor) -> Tensor:
     return fake_scores.mean()
-
-
-def wasserstein_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """The critic maximises E[D(x)] - E[D(G(z))], an estimate of the Wasserstein-1 distance."""
-    return wasserstein_real_loss(real_scores) + wasserstein_fake_loss(fake_scores)
 
 
 def wasserstein_g_loss(fake_scores: Tensor) -> Tensor:
@@ -91,17 +76,14 @@ def hinge_fake_loss(fake_scores: Tensor) -> Tensor:
     return F.relu(1 + fake_scores).mean()
 
 
-def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
-    return hinge_real_loss(real_scores) + hinge_fake_loss(fake_scores)
-
-
 class AdversarialLoss(nn.Module):
     """Base objective. Subclasses define D's two terms (`d_real_loss`, `d_fake_loss`) and `g_loss`; penalties
     and post-step hooks are optional. D's loss is the sum of its two terms."""
 
     #: whether sigmoid(score) is the probability "real" (so D(x) can be logged as a probability)
     probabilistic = False
+    #: the bound of D's weights after each update (weight clipping), or None
+    clip_value: float | None = None
 
     def __init__(self, d_steps: int = 1) -> None:
         super().__init__()
@@ -171,11 +153,12 @@ class LeastSquaresLoss(AdversarialLoss):
 
 
 class WassersteinLoss(AdversarialLoss):
-    """Arjovsky et al. 2017, "Wasserstein GAN": critic loss, weight clipping, n_critic = 5."""
+    """Arjovsky et al. 2017, "Wasserstein GAN": the critic maximises E[D(x)] - E[D(G(z))], n_critic = 5, and keeps
+    to Lipschitz functions by weight clipping (`clip_value`) or, with `gp_weight` > 0, by a gradient penalty."""
 
-    def __init__(self, d_steps: int = 5, clip_value: float = 0.01) -> None:
+    def __init__(self, d_steps: int = 5, clip_value: float | None = 0.01, gp_weight: float = 0.0) -> None:
         super().__init__(d_steps)
-        self.clip_value = clip_value
+        self.clip_value, self.gp_weight = clip_value, gp_weight
 
     def d_real_loss(self, real_scores: Tensor) -> Tensor:
         return wasserstein_real_loss(real_scores)
@@ -185,29 +168,21 @@ class WassersteinLoss(AdversarialLoss):
 
     def g_loss(self, fake_scores: Tensor) -> Tensor:
         return wasserstein_g_loss(fake_scores)
+
+    def d_penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | None:
+        return self.gp_weight * gradient_penalty(critic, real, fake) if self.gp_weight else None
 
     def after_d_step(self, discriminator: nn.Module) -> None:
-        clip_weights_(discriminator, self.clip_value)
+        if self.clip_value is not None:
+            clip_weights_(discriminator, self.clip_value)
 
 
-class WassersteinGPLoss(AdversarialLoss):
-    """Gulrajani et al. 2017, "Improved Training of Wasserstein GANs": gradient penalty lambda = 10."""
+class WassersteinGPLoss(WassersteinLoss):
+    """Gulrajani et al. 2017, "Improved Training of Wasserstein GANs": the gradient penalty (lambda = 10) in place
+    of weight clipping."""
 
     def __init__(self, d_steps: int = 5, gp_weight: float = 10.0) -> None:
-        super().__init__(d_steps)
-        self.gp_weight = gp_weight
-
-    def d_real_loss(self, real_scores: Tensor) -> Tensor:
-        return wasserstein_real_loss(real_scores)
-
-    def d_fake_loss(self, fake_scores: Tensor) -> Tensor:
-        return wasserstein_fake_loss(fake_scores)
-
-    def g_loss(self, fake_scores: Tensor) -> Tensor:
-        return wasserstein_g_loss(fake_scores)
-
-    def d_penalty(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
-        return self.gp_weight * gradient_penalty(critic, real, fake)
+        super().__init__(d_steps, clip_value=None, gp_weight=gp_weight)
 
 
 class HingeLoss(AdversarialLoss):

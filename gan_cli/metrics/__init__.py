@@ -1,7 +1,3 @@
-"""Sample-quality metrics: feature networks, torchmetrics scores, the training callback and gan-eval."""
-
-from gan_cli.metrics.callback import QualityMetrics
-from gan_cli.metrics.config import build_callback, build_evaluator
-from gan_cli.metrics.evaluator import Evaluator
-
-__all__ = ["Evaluator", "QualityMetrics", "build_callback", "build_evaluator"]
+"""Sample-quality measures: the feature networks FID and KID look through, the torchmetrics scores, the
+evaluation record, and how evaluation work is shared between DDP ranks. gan_cli.evaluation applies them to
+a model."""

@@ -20,8 +20,10 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch import Tensor, nn
 
+from gan_cli.checkpoint import read_checkpoint
 from gan_cli.errors import UserError
 
 #: torch-fidelity's port of the TF FID InceptionV3 (the weights torchmetrics downloads by default)
@@ -143,21 +145,26 @@ class ClassifierFeatures(FeatureNetwork):
 
     def __init__(self, ckpt_path: str) -> None:
         super().__init__()
-        from gan_cli.checkpoint import load_model
-
         if not ckpt_path:
             raise UserError(
                 "metrics.classifier_ckpt is not set: metrics=digits needs a classifier checkpoint. Train one "
                 "offline with `gan-train model=classifier data=mnist_5k` and pass "
                 "metrics.classifier_ckpt=<that run>/checkpoints/last.ckpt."
             )
-        model, config = load_model(ckpt_path)
-        if not hasattr(model, "features"):
-            raise UserError(f"metrics.feature_net.ckpt_path={ckpt_path} holds a {type(model).__name__}, not a "
+        checkpoint = read_checkpoint(ckpt_path)
+        config = checkpoint["gan_cli"]["config"]
+        target = str(config["model"]["_target_"])
+        if not target.endswith(".Classifier"):
+            raise UserError(f"metrics.feature_net.ckpt_path={ckpt_path} holds a {target.rsplit('.', 1)[-1]}, not a "
                             "classifier: train one with `gan-train model=classifier data=...`.")
-        self.ckpt_path, self.classifier = str(Path(ckpt_path).expanduser().resolve()), model
-        self.feature_dim, self.num_classes = model.feature_dim, model.num_classes
-        self.size, self.channels = model.image_size, model.channels
+        # only the classifier's network (its LightningModule adds nothing to features and logits), under the
+        # name `network` as in the checkpoint
+        network = instantiate(config["model"]["network"])
+        self.ckpt_path, self.classifier = str(Path(ckpt_path).expanduser().resolve()), nn.ModuleDict({"network": network})
+        self.classifier.load_state_dict({k: v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")})
+        self.classifier.eval()
+        self.feature_dim, self.num_classes = network.feature_dim, network.num_classes
+        self.size, self.channels = network.image_size, network.channels
         data = config["data"]
         self.register_buffer("mean", torch.tensor(data["mean"], dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(data["std"], dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
@@ -168,7 +175,8 @@ class ClassifierFeatures(FeatureNetwork):
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         x = (x - self.mean) / self.std
-        return self.classifier.features(x), self.classifier(x)
+        network = self.classifier["network"]
+        return network.features(x), network(x)
 
     def describe(self) -> dict:
         return {"name": "gan-cli classifier", "checkpoint": self.ckpt_path, "trained_on": self.trained_on,

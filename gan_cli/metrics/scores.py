@@ -8,12 +8,12 @@ import warnings
 from typing import Iterable
 
 from torch import Tensor, nn
+from torchmetrics.aggregation import SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
-from torchmetrics.aggregation import SumMetric
 from torchmetrics.regression import MeanAbsoluteError
 
 from gan_cli.errors import UserError

@@ -48,8 +48,8 @@ class AdversarialModule(GenerativeModule):
     """Base of the GAN models. `loss` is any AdversarialLoss; its `d_steps` (k) is honoured by asking
     `generator_due()` before each discriminator update and calling `discriminator_updated()` after it.
 
-    Subclasses list their networks in `generators()` and `discriminators()`, and their optimizers are
-    (G's, D's) in that order.
+    Subclasses list their networks in `generators()` and `discriminators()` and set `optimizer`, `g_lr` and
+    `d_lr` (or override `configure_optimizers`); their optimizers are (G's, D's) in that order.
     """
 
     def __init__(self, loss: AdversarialLoss) -> None:
@@ -124,31 +124,23 @@ class AdversarialModule(GenerativeModule):
         for trick in self.tricks.values():
             trick.after_generator_step(self)
 
+    def configure_optimizers(self):
+        """One optimizer for all generators at `g_lr` and one for all discriminators at `d_lr` (G's first), from
+        the model's `optimizer` (the config's partial, Adam by default). A network trains only while it gets
+        gradients (StackGAN's stages): Adam skips parameters without one."""
+        opt_g = self.optimizer([p for g in self.generators() for p in g.parameters()], lr=self.g_lr)
+        opt_d = self.optimizer([p for d in self.discriminators() for p in d.parameters()], lr=self.d_lr)
+        return opt_g, opt_d
+
     def discriminator_optimizer(self):
         return self.optimizers()[1]
 
-    def optimise(self, optimizer, loss: Tensor, name: str, nets: list[nn.Module], details: bool,
-                 gradient_logs: Callable[[], dict[str, Tensor]] | None = None) -> dict:
-        """One update of `nets` on `loss`; returns the loss (and on log steps what `gradient_logs()` gives after
-        the backward pass, by default the nets' gradient norm) to log."""
-        self.track_finite(name, loss)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        logs = {f"train/{name}": loss.detach()}
-        if details and gradient_logs is not None:
-            logs |= gradient_logs()
-        elif details:
-            logs[f"train/grad_norm_{name[0].upper()}"] = torch.linalg.vector_norm(
-                torch.stack([grad_norm(net) for net in nets]))
-        optimizer.step()
-        return logs
-
     def update_discriminator(self, optimizer, terms: dict[str, Tensor], real_scores: Tensor, fake_scores: Tensor,
-                             discriminator: nn.Module, details: bool) -> dict:
+                             discriminator: nn.Module) -> dict[str, Tensor]:
         """One update of `discriminator` on the sum of its `terms` (from discriminator_terms), then the post-step
         rules (discriminator_updated); returns d_loss (and on log steps discriminator_logs) to log."""
-        logs = self.optimise(optimizer, sum(terms.values()), "d_loss", [discriminator], details,
-                             lambda: self.discriminator_logs(terms, real_scores, fake_scores, discriminator))
+        logs = self.update(optimizer, sum(terms.values()), "d_loss", [discriminator],
+                           lambda: self.discriminator_logs(terms, real_scores, fake_scores, discriminator))
         self.discriminator_updated(discriminator)
         return logs
 
@@ -175,8 +167,11 @@ class AdversarialModule(GenerativeModule):
                 logs[f"train/d_{name}"] = value.detach()
         return logs
 
-    def log_losses(self, logs: dict[str, Tensor], shown: tuple[str, ...] = ("d_loss", "g_loss")) -> None:
-        """Log a step's values with both learning rates; `shown` go to the progress bar too."""
+    def log_step(self, logs: dict[str, Tensor], shown: tuple[str, ...] = ("d_loss", "g_loss")) -> None:
+        """On log steps, log a step's values with both learning rates; `shown` go to the progress bar too
+        (logging every step would cost time for values Lightning does not write)."""
+        if not self.logs_this_step:
+            return
         opt_g, opt_d = self.optimizers()
         logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
         logs["train/lr_D"] = opt_d.param_groups[0]["lr"]

@@ -1,9 +1,10 @@
-"""What every gan-cli model shares: the run's config in its checkpoints, named images to show, and a
-non-finite-loss guard that stops training before a bad checkpoint is written."""
+"""What every gan-cli model shares: the run's config in its checkpoints, named images to show, a
+non-finite-loss guard that stops training before a bad checkpoint is written, and the one place that reads
+Lightning's step counters (whether this batch is a log step, how many batches have been trained)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
@@ -17,13 +18,20 @@ class GenerativeModule(pl.LightningModule):
     """Base of all models.
 
     Subclasses implement `visuals()` (named image batches, shown as grids by the SampleGrid callback)
-    and call `track_finite()` on every loss they optimise.
+    and call `track_finite()` on every loss they optimise. What a model can do besides training (draw
+    samples, translate, classify, ...) is declared by the capabilities of gan_cli.models.contract.
     """
+
+    #: why a model that draws no images from noise has nothing for gan-sample, and what to use instead
+    no_samples_reason: str = ""
 
     def __init__(self) -> None:
         super().__init__()
-        #: the resolved run config (plain containers) stored in every checkpoint, set by the runner
+        #: the resolved run config (plain containers) stored in every checkpoint, set by gan-train
         self.run_config: dict | None = None
+        #: whether this batch is a log step, decided once per batch (`on_train_batch_start`): only then are the
+        #: values that cost extra work (gradient norms, D's mean scores, accuracies) computed and logged
+        self.logs_this_step = False
         self._first_bad_step: dict[str, Tensor] = {}  # loss name -> first non-finite step (-1: none)
 
     # --- what the model shows ----------------------------------------------------------------------
@@ -55,13 +63,36 @@ class GenerativeModule(pl.LightningModule):
             "with ckpt_path=.../checkpoints/last.ckpt."
         )
 
+    # --- updates -----------------------------------------------------------------------------------
+    def update(self, optimizer, loss: Tensor | dict[str, Tensor], name: str, nets: list[nn.Module],
+               gradient_logs: Callable[[], dict[str, Tensor]] | None = None) -> dict[str, Tensor]:
+        """One update of `nets` on `loss` (the shared update every model makes): zero the gradients, backward,
+        step. `loss` may be named terms, which are summed and each logged as train/<term>. Returns the loss to
+        log as train/<name>, and on log steps what `gradient_logs()` gives after the backward pass (by default
+        the gradient norm of `nets`)."""
+        terms = loss if isinstance(loss, dict) else {}
+        loss = sum(terms.values()) if terms else loss
+        self.track_finite(name, loss)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        logs = {f"train/{name}": loss.detach()} | {f"train/{term}": value.detach() for term, value in terms.items()}
+        if self.logs_this_step:
+            logs |= gradient_logs() if gradient_logs is not None else {
+                f"train/grad_norm_{name[0].upper()}": torch.linalg.vector_norm(
+                    torch.stack([grad_norm(net) for net in nets]))}
+        optimizer.step()
+        return logs
+
+    # --- Lightning's step counters (its private attributes are read here and nowhere else) -----------
     @property
     def batches_seen(self) -> int:
-        """Training batches processed in this run so far (restored on resume)."""
+        """Training batches processed in this run so far (restored on resume): the x-axis of the logged
+        scalars, as Lightning counts it for log_every_n_steps."""
         return self.trainer.fit_loop.epoch_loop._batches_that_stepped if self._trainer is not None else 0
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if self.should_log_details():
+        self.logs_this_step = self._trainer is not None and self.trainer._logger_connector.should_update_logs
+        if self.logs_this_step:
             self.check_finite()
 
     def on_train_epoch_end(self) -> None:
@@ -74,10 +105,6 @@ class GenerativeModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.run_config = checkpoint.get("gan_cli", {}).get("config", self.run_config)
-
-    def should_log_details(self) -> bool:
-        """Whether Lightning writes logs at this step: only then are metrics computed and logged."""
-        return self._trainer is not None and self.trainer._logger_connector.should_update_logs
 
 
 def grad_norm(module: nn.Module) -> Tensor:

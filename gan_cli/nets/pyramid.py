@@ -2,8 +2,8 @@
 
 `downsample` is the paper's d(.): a 5-tap binomial (Gaussian) blur, then every second pixel. `upsample` is
 its u(.): bilinear interpolation to twice the size. The Laplacian pyramid of an image I keeps the coarsest
-Gaussian level I_K and the band-pass residuals h_k = I_k - u(I_{k+1}); `reconstruct` adds them back,
-I_k = u(I_{k+1}) + h_k, so it inverts the pyramid exactly whatever d and u are.
+Gaussian level I_K and the band-pass residuals h_k = I_k - u(I_{k+1}); adding them back, I_k = u(I_{k+1}) + h_k,
+inverts it exactly whatever d and u are.
 
 Lists run coarse to fine: index 0 is the coarsest image, the last entry has the full size.
 """
@@ -52,21 +52,6 @@ def gaussian_pyramid(image: Tensor, levels: int) -> list[Tensor]:
     for _ in range(levels - 1):
         pyramid.append(downsample(pyramid[-1]))
     return pyramid[::-1]
-
-
-def laplacian_pyramid(image: Tensor, levels: int) -> tuple[Tensor, list[Tensor]]:
-    """(coarsest, [h...]): the coarsest Gaussian level and the `levels - 1` residuals, coarse to fine."""
-    gaussian = gaussian_pyramid(image, levels)
-    residuals = [fine - upsample(coarse, fine.shape[-2:]) for coarse, fine in zip(gaussian[:-1], gaussian[1:])]
-    return gaussian[0], residuals
-
-
-def reconstruct(coarsest: Tensor, residuals: list[Tensor]) -> Tensor:
-    """The image of a Laplacian pyramid: upsample and add each residual, coarse to fine."""
-    image = coarsest
-    for residual in residuals:
-        image = upsample(image, residual.shape[-2:]) + residual
-    return image
 
 
 def pyramid_sizes(image_size: int, levels: int | None = None, coarsest_size: int = 8) -> list[int]:

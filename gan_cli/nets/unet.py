@@ -10,22 +10,12 @@ reference ('unet_256': 54,413,955, 'unet_128': 41,828,995 at ngf=64, 3 channels,
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import Tensor, nn
 
 from gan_cli.nets.norm import conv_bias, init_weights_, norm_layer
 
 MIN_DOWNS = 5  # the fixed ngf, 2ngf, 4ngf, 8ngf encoder widths plus the innermost level
-
-
-class Skip(NamedTuple):
-    """Shapes at one skip connection: encoder feature, decoder feature and their concatenation."""
-
-    encoder: torch.Size
-    decoder: torch.Size
-    joined: torch.Size
 
 
 class UnetLevel(nn.Module):
@@ -78,15 +68,6 @@ class UnetGenerator(nn.Module):
         init_weights_(self)  # the reference's define_G default: normal(0, 0.02)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self._run(x, skips=None)
-
-    def skip_shapes(self, x: Tensor) -> list[Skip]:
-        """The shapes at each skip connection, outermost first (one per level below the outermost)."""
-        skips: list[Skip] = []
-        self._run(x, skips)
-        return skips
-
-    def _run(self, x: Tensor, skips: list[Skip] | None) -> Tensor:
         if x.shape[-2] % self.size_multiple or x.shape[-1] % self.size_multiple:
             raise ValueError(f"UnetGenerator needs height and width that are multiples of "
                              f"{self.size_multiple} (got {tuple(x.shape[-2:])})")
@@ -96,8 +77,5 @@ class UnetGenerator(nn.Module):
         h = self.levels[-1].up(features[-1])
         for k in range(len(self.levels) - 2, -1, -1):
             # encoder feature first, as the reference's torch.cat([x, model(x)], 1)
-            joined = torch.cat([features[k + 1], h], dim=1)
-            if skips is not None:
-                skips.insert(0, Skip(features[k + 1].shape, h.shape, joined.shape))
-            h = self.levels[k].up(joined)
+            h = self.levels[k].up(torch.cat([features[k + 1], h], dim=1))
         return h

@@ -101,7 +101,7 @@ class PrecomputedEncoder:
     """Embeddings read from files instead of computed: the char-CNN-RNN embeddings (1024-D, Reed et al. 2016)
     that the StackGAN authors distribute for CUB-200 birds and Oxford-102 flowers, one pickle per split
     (`<split>/char-CNN-RNN-embeddings.pickle`, about 10 embeddings per image). They exist only for the
-    dataset's own captions, so `encode` of new sentences is refused."""
+    dataset's own captions, so `encode` of new sentences is refused (data.stackgan_layout reads the files)."""
 
     def __init__(self, dim: int = 1024, file: str = "char-CNN-RNN-embeddings.pickle") -> None:
         self.dim, self.file = dim, file
@@ -117,16 +117,3 @@ class PrecomputedEncoder:
             "here, so new sentences cannot be encoded. Train with text_encoder=minilm (offline) to use new sentences, "
             "e.g. gan-train ... text_encoder=minilm, then gan-sample text=\"...\"."
         )
-
-    def embeddings_of(self, folder) -> Tensor:
-        """The embeddings of one split folder, (N images, K captions, dim)."""
-        from gan_cli.data.stackgan_layout import read_pickle  # the layout's reader (Python 2 pickles)
-
-        embeddings = torch.as_tensor(read_pickle(folder, self.file), dtype=torch.float32)
-        if embeddings.dim() == 2:  # one embedding per image
-            embeddings = embeddings[:, None]
-        if embeddings.dim() != 3 or embeddings.shape[2] != self.dim:
-            raise UserError(f"{folder}/{self.file} holds embeddings shaped {tuple(embeddings.shape)}; expected "
-                            f"(images, captions, {self.dim}). Set text_encoder.dim={embeddings.shape[-1]} if the "
-                            "file is right.")
-        return embeddings

@@ -63,8 +63,8 @@ class Trick(nn.Module):
         return UserError(f"{model_name(model)} cannot take tricks=[{self.trick_name}]: {why}")
 
 
-def model_name(model: nn.Module) -> str:
-    """How the user chose the model (model=cyclegan), else its class."""
+def model_name(model: nn.Module | type) -> str:
+    """How the user chose the model (model=cyclegan), else its class (`model` is the model or its class)."""
     try:
         from hydra.core.hydra_config import HydraConfig
 
@@ -73,7 +73,7 @@ def model_name(model: nn.Module) -> str:
             return f"model={choice}"
     except ValueError:  # outside a Hydra run
         pass
-    return f"model {type(model).__name__}"
+    return f"model {(model if isinstance(model, type) else type(model)).__name__}"
 
 
 def score_layer(network: nn.Module) -> nn.Module:

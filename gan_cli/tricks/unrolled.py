@@ -134,7 +134,7 @@ class Unrolled(Trick):
         step = _DifferentiableStep(model.discriminator_optimizer(), network)
         weights = {name: p.detach().requires_grad_(True) for name, p in network.named_parameters()}
         buffers = {name: b.clone() for name, b in network.named_buffers()}  # D's own statistics stay as they are
-        clip = getattr(model.loss, "clip_value", None)
+        clip = model.loss.clip_value
         with torch.enable_grad():
             for _ in range(self.steps):
                 unrolled = critic.using(_WithTensors(network, {**weights, **buffers}))

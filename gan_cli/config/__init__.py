@@ -1,0 +1,1 @@
+"""Config validation: the structured schemas of the primary configs and the OmegaConf resolvers they use."""
