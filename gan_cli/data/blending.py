@@ -31,7 +31,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from gan_cli.data.datamodule import DataSpec, batch_loader, denormalize
+from gan_cli.data.datamodule import DataSpec, denormalize
+from gan_cli.data.loading import ResumableLoading, batch_loader
 from gan_cli.data.sources import open_rgb
 from gan_cli.data.translation import MissingSplit, _images, check_channels
 from gan_cli.errors import UserError
@@ -146,7 +147,7 @@ class _Composites(Dataset):
                 "source": source}
 
 
-class BlendingDataModule(pl.LightningDataModule):
+class BlendingDataModule(ResumableLoading, pl.LightningDataModule):
     """Batches {"composite", "target", "mask", "source"} of `image_size` px images, normalised with mean / std.
 
     Training pairs get a random `image_size` crop of the images resized to `load_size` (the authors' 64 and 64:

@@ -20,6 +20,7 @@ import torchvision.transforms.v2 as v2
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from gan_cli.data.loading import ResumableLoading, batch_loader
 from gan_cli.errors import UserError
 
 # The GAN models have no validation step: Lightning then skips the held-out loop, and would say so on every run.
@@ -62,29 +63,6 @@ class _InMemory(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return {"image": self.images[index], "label": self.labels[index]}
-
-
-class _WholeBatches(Dataset):
-    """An in-memory dataset that the training DataLoader asks for a whole batch at a time (PyTorch's
-    `__getitems__`): two indexing operations instead of fetching and stacking images one by one."""
-
-    def __init__(self, items: _InMemory) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.items[index]
-
-    def __getitems__(self, indices: list[int]) -> dict:
-        index = torch.as_tensor(indices)
-        return {"image": self.items.images[index], "label": self.items.labels[index]}
-
-
-def keep_batch(batch: dict) -> dict:
-    """The collate function of a dataset that returns whole batches: nothing left to stack."""
-    return batch
 
 
 def dataset_labels(dataset: Dataset) -> Tensor:
@@ -143,7 +121,7 @@ class _PartlyLabelled(Dataset):
         return item
 
 
-class ImageDataModule(pl.LightningDataModule):
+class ImageDataModule(ResumableLoading, pl.LightningDataModule):
     """Images of `channels` x `image_size` x `image_size`, normalised with `mean` and `std`.
 
     `dataset` is a callable (a Hydra `_partial_` node) taking `split` and `transform`, and `root` when
@@ -218,35 +196,24 @@ class ImageDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:
             self.setup("fit")
-        return batch_loader(self, self.train_set, train=True)
+        return batch_loader(self, self.train_set, train=True, in_memory=whole(self.train_set))
 
     def val_dataloader(self) -> DataLoader:
         """The test split, in order and complete (the GAN models have no validation step, so Lightning
         never asks for it when training them)."""
-        return batch_loader(self, self.test_set, train=False)
+        return batch_loader(self, self.test_set, train=False, in_memory=whole(self.test_set))
 
     def test_dataloader(self) -> DataLoader:
-        return batch_loader(self, self.test_set, train=False)
+        return batch_loader(self, self.test_set, train=False, in_memory=whole(self.test_set))
 
     def denormalize(self, images: torch.Tensor) -> torch.Tensor:
         return denormalize(images, self.mean, self.std)
 
 
-def batch_loader(datamodule, dataset: Dataset, train: bool) -> DataLoader:
-    """Batches of `dataset` with the datamodule's batch size and workers: for training shuffled and (with
-    its `drop_last`) without a ragged last batch, a set smaller than one batch being refused; otherwise
-    in order and complete."""
-    drop_last = train and datamodule.drop_last
-    if drop_last and len(dataset) < datamodule.batch_size:
-        raise UserError(
-            f"The dataset has {len(dataset)} training images, fewer than one batch (data.batch_size="
-            f"{datamodule.batch_size}). Lower data.batch_size or add images."
-        )
-    whole_batches = type(dataset) is _InMemory  # not a subclass with items of its own
-    return DataLoader(_WholeBatches(dataset) if whole_batches else dataset, batch_size=datamodule.batch_size,
-                      shuffle=train, drop_last=drop_last, collate_fn=keep_batch if whole_batches else None,
-                      num_workers=datamodule.num_workers, pin_memory=datamodule.pin_memory,
-                      persistent_workers=datamodule.num_workers > 0)
+def whole(dataset: Dataset) -> bool:
+    """Whether `dataset` is served whole batches at a time: a plain in-memory split (not a subclass with items
+    of its own)."""
+    return type(dataset) is _InMemory
 
 
 def denormalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

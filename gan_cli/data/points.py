@@ -14,7 +14,8 @@ import pytorch_lightning as pl
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from gan_cli.data.datamodule import DataSpec, batch_loader
+from gan_cli.data.datamodule import DataSpec
+from gan_cli.data.loading import ResumableLoading, batch_loader
 from gan_cli.data.toy2d import Gaussians2D, mode_stats, scatter_image
 
 
@@ -30,7 +31,7 @@ class _PointItems(Dataset):
         return {"image": self.images[index], "label": self.labels[index]}
 
 
-class PointsDataModule(pl.LightningDataModule):
+class PointsDataModule(ResumableLoading, pl.LightningDataModule):
     """`layout` (ring8 or grid25) with `size` training points of std `std`, drawn from `seed`."""
 
     draws_points = True  # SampleGrid leaves these to ModeCoverage

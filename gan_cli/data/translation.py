@@ -22,8 +22,9 @@ import torchvision.transforms.v2 as v2
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from gan_cli.data.datamodule import DataSpec, batch_loader, denormalize
+from gan_cli.data.datamodule import DataSpec, denormalize
 from gan_cli.data.download import download_dataset
+from gan_cli.data.loading import ResumableLoading, batch_loader
 from gan_cli.data.sources import open_rgb
 from gan_cli.errors import UserError
 
@@ -190,7 +191,7 @@ class _Direction(Dataset):
         return {**item, "A": item["B"], "B": item["A"]} if self.swap else item
 
 
-class TranslationDataModule(pl.LightningDataModule):
+class TranslationDataModule(ResumableLoading, pl.LightningDataModule):
     """Batches {"A": (B, C, H, W), "B": ...} of `crop_size` px images for CycleGAN and pix2pix.
 
     `dataset` is a callable (a Hydra `_partial_` node, UnpairedFolders or PairedFolder) taking `split`

@@ -1,6 +1,6 @@
 """What every gan-cli model shares: the run's config in its checkpoints, named images to show, a
-non-finite-loss guard that stops training before a bad checkpoint is written, and the one place that reads
-Lightning's step counters (whether this batch is a log step, how many batches have been trained)."""
+non-finite-loss guard that stops training before a bad checkpoint is written, the shared update, and Lightning's
+step counters for models and callbacks (whether this batch is a log step, how many batches have been trained)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from gan_cli import __version__
 from gan_cli.errors import NonFiniteLossError
+from gan_cli.lightning_state import batches_stepped, logs_this_step
 
 
 class GenerativeModule(pl.LightningModule):
@@ -83,15 +84,15 @@ class GenerativeModule(pl.LightningModule):
         optimizer.step()
         return logs
 
-    # --- Lightning's step counters (its private attributes are read here and nowhere else) -----------
+    # --- Lightning's step counters -------------------------------------------------------------------
     @property
     def batches_seen(self) -> int:
         """Training batches processed in this run so far (restored on resume): the x-axis of the logged
         scalars, as Lightning counts it for log_every_n_steps."""
-        return self.trainer.fit_loop.epoch_loop._batches_that_stepped if self._trainer is not None else 0
+        return batches_stepped(self.trainer) if self._trainer is not None else 0
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self.logs_this_step = self._trainer is not None and self.trainer._logger_connector.should_update_logs
+        self.logs_this_step = self._trainer is not None and logs_this_step(self.trainer)
         if self.logs_this_step:
             self.check_finite()
 
