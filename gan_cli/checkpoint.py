@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -34,6 +34,33 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
+def floating_tensors(tree: Any, name: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) for every floating-point tensor in nested dicts, lists and tuples, named by its path."""
+    if isinstance(tree, torch.Tensor):
+        if tree.is_floating_point() or tree.is_complex():
+            yield name, tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from floating_tensors(value, f"{name}.{key}" if name else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for index, value in enumerate(tree):
+            yield from floating_tensors(value, f"{name}[{index}]")
+
+
+def first_non_finite(tree: Any) -> str | None:
+    """The name of the first floating-point tensor in `tree` that holds a NaN or an infinity, else None. The
+    tensors are checked where they are (one device sync per device, not one per tensor)."""
+    named = list(floating_tensors(tree))
+    by_device: dict[torch.device, list[int]] = {}
+    for position, (_, tensor) in enumerate(named):
+        by_device.setdefault(tensor.device, []).append(position)
+    bad = []
+    for positions in by_device.values():
+        finite = torch.stack([torch.isfinite(named[p][1]).all() for p in positions]).cpu()
+        bad += [p for p, ok in zip(positions, finite.tolist()) if not ok]
+    return named[min(bad)][0] if bad else None
+
+
 def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
     """Load a gan-cli checkpoint (weights_only=True), with a clear error for a wrong path or file."""
     path = Path(ckpt_path).expanduser()
@@ -59,5 +86,12 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
         raise UserError(
             f"ckpt_path={path} is a PyTorch file but not a gan-cli checkpoint (it has no model config). "
             "Point ckpt_path at a .ckpt file written by gan-train."
+        )
+    bad = first_non_finite({key: checkpoint.get(key) for key in ("state_dict", "optimizer_states")})
+    if bad is not None:
+        raise UserError(
+            f"ckpt_path={path} holds NaN or infinite values ({bad}): it was written by a run that had diverged, "
+            "and nothing sampled, translated, evaluated or resumed from it would be right. Use an earlier "
+            "checkpoint of that run."
         )
     return checkpoint

@@ -10,7 +10,17 @@ class UserError(Exception):
 
 
 class NonFiniteLossError(UserError):
-    """A loss became NaN or infinite; training stops before a bad checkpoint is written."""
+    """A loss, a weight, a buffer or an optimizer state became NaN or infinite; training stops before a bad
+    checkpoint is written."""
+
+
+class RunInterrupted(UserError):
+    """A signal (SIGTERM, SIGUSR1, Ctrl-C) stopped a run after a resumable checkpoint was written; the process
+    ends with `exit_code` (128 + the signal's number)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def user_message(error: BaseException) -> str:

@@ -25,6 +25,20 @@ class PoisonWeights(pl.Callback):
                     param.fill_(float("nan"))
 
 
+class PoisonBatchNorm(pl.Callback):
+    """Simulates statistics that overflow while every loss stays finite: at training batch `at_batch` the running
+    variances of the discriminator's batch norms become infinite (D trains on batch statistics)."""
+
+    def __init__(self, at_batch: int) -> None:
+        self.at_batch = at_batch
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.batches_seen == self.at_batch:
+            for module in pl_module.discriminator.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.running_var.fill_(float("inf"))
+
+
 class SlowDown(pl.Callback):
     """Makes every batch take at least `seconds`, so a test can kill a run in the middle."""
 

@@ -4,6 +4,7 @@ step counters for models and callbacks (whether this batch is a log step, how ma
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -11,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_cli import __version__
+from gan_cli.checkpoint import first_non_finite
 from gan_cli.errors import NonFiniteLossError
 from gan_cli.lightning_state import batches_stepped, logs_this_step
 
@@ -58,11 +60,29 @@ class GenerativeModule(pl.LightningModule):
         step = min(bad.values())
         raise NonFiniteLossError(
             f"Training stopped: the loss {' and '.join(sorted(bad))} became non-finite (NaN or inf) at "
-            f"training step {step} (counted in batches, epoch {self.current_epoch}). No checkpoint was "
-            "written after that; the last good one is the run's checkpoints/last.ckpt. Lower the learning "
-            "rate (model.lr=...) or try another loss (loss=...), then resume from the last good checkpoint "
-            "with ckpt_path=.../checkpoints/last.ckpt."
-        )
+            f"training step {step} (counted in batches, epoch {self.current_epoch}). {self.nothing_saved()}")
+
+    def check_finite_state(self, checkpoint: dict) -> None:
+        """Raise if a weight, a buffer (batch-norm statistics) or an optimizer state about to be saved holds a
+        NaN or an infinity, though the losses were finite."""
+        bad = first_non_finite({key: checkpoint.get(key) for key in ("state_dict", "optimizer_states")})
+        if bad is not None:
+            raise NonFiniteLossError(
+                f"Training stopped at training step {self.batches_seen} (counted in batches, epoch "
+                f"{self.current_epoch}), as its checkpoint was about to be written: {bad} holds NaN or infinite "
+                f"values, though the losses were finite (batch-norm statistics or optimizer moments can overflow "
+                f"that way). {self.nothing_saved()}")
+
+    def nothing_saved(self) -> str:
+        """What a diverged run leaves behind, and what to do: the last good checkpoint, if there is one."""
+        last = Path(self.trainer.default_root_dir) / "checkpoints" / "last.ckpt" if self._trainer is not None else None
+        if last is not None and last.is_file():
+            where = (f"No checkpoint of that state was written; the last good one is {last}. Lower the learning "
+                     f"rate (model.lr=...) or try another loss (loss=...), and resume with ckpt_path={last}.")
+        else:
+            where = ("No checkpoint of that state was written, and the run has no earlier one. Lower the learning "
+                     "rate (model.lr=...) or try another loss (loss=...), and start again.")
+        return where
 
     # --- updates -----------------------------------------------------------------------------------
     def update(self, optimizer, loss: Tensor | dict[str, Tensor], name: str, nets: list[nn.Module],
@@ -102,6 +122,7 @@ class GenerativeModule(pl.LightningModule):
     # --- checkpoints -------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.check_finite()  # never write a checkpoint of diverged weights
+        self.check_finite_state(checkpoint)
         checkpoint["gan_cli"] = {"config": self.run_config, "version": __version__}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
