@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import hydra
@@ -9,19 +10,20 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from gan_cli.config.schemas import register_schemas
-from gan_cli.errors import UserError, user_message
+from gan_cli.errors import RunInterrupted, UserError, user_message
 from gan_cli.sweeps.summary import check_metric_is_logged, in_sweep, job_failed, sweep_value
 
 register_schemas()
 
 
 def _fail(error: BaseException) -> None:
-    """Show a user's mistake as one paragraph; in a sweep, log it as the job's failure and let the other jobs go on."""
-    if in_sweep():
+    """Show a user's mistake as one paragraph and exit non-zero (a run stopped by a signal: 128 + its number); in
+    a sweep, log it as the job's failure and let the other jobs go on."""
+    if in_sweep() and not isinstance(error, RunInterrupted):  # a signal stops the whole sweep
         job_failed(error, with_traceback=False)
         return
     print(f"\ngan-cli error: {user_message(error)}\n", file=sys.stderr, flush=True)
-    sys.exit(1)
+    sys.exit(getattr(error, "exit_code", 1))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -31,7 +33,9 @@ def train_main(cfg: DictConfig) -> float | None:
     Returns optimized_metric for sweepers. In a sweep, a job that fails for any reason returns None (see
     gan_cli.sweeps.summary), so the sweep records it as failed and goes on; a single run fails as usual.
     """
-    from gan_cli.commands.train import metric_value, train  # heavy imports after Hydra has parsed the command line
+    from pytorch_lightning.utilities.exceptions import SIGTERMException  # heavy imports after Hydra has parsed
+
+    from gan_cli.commands.train import metric_value, train
 
     try:
         check_metric_is_logged(cfg)
@@ -39,6 +43,8 @@ def train_main(cfg: DictConfig) -> float | None:
         return sweep_value(metric_value(train(cfg), name), name)
     except (UserError, InstantiationException) as error:
         _fail(error)
+    except SIGTERMException:  # Lightning's own stop on a SIGTERM before gan-train's handler was in place
+        sys.exit(128 + signal.SIGTERM)
     except Exception as error:
         if not in_sweep():
             raise

@@ -27,10 +27,13 @@ def user_message(error: BaseException) -> str:
     """The paragraph to show for `error`.
 
     A UserError raised inside a DataLoader worker comes back re-wrapped with the worker's traceback in
-    its text; only the original message is kept.
+    its text; only the original message is kept. Lines are wrapped at 100 characters, but for lines indented
+    by two spaces (a command to paste), which are kept whole.
     """
     text = str(error)
     marker = f"{type(error).__name__}: "
     if "Original Traceback" in text and marker in text:
         text = text.rsplit(marker, 1)[1]
-    return "\n".join(textwrap.fill(p, width=100, break_long_words=False, break_on_hyphens=False) for p in text.strip().split("\n"))
+    return "\n".join(line if line.startswith("  ") else
+                     textwrap.fill(line, width=100, break_long_words=False, break_on_hyphens=False)
+                     for line in text.strip().split("\n"))

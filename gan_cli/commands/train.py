@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -11,12 +12,14 @@ from typing import Any, Iterator
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from gan_cli.assembly import build_model
+from gan_cli.callbacks.preemption import Preemption
 from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint
 from gan_cli.config.schemas import validate_targets
 from gan_cli.errors import UserError
@@ -52,10 +55,28 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
         callbacks.append(build_callback(cfg.metrics))
     if not cfg.trainer.get("enable_progress_bar", True):  # else Lightning refuses the configured bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    callbacks.append(Preemption(task_overrides()))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                          plugins=[AtomicCheckpointIO()])
+    plugins = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # SLURM's requeue signal is handled at a step boundary by Preemption
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
     return datamodule, model, trainer
+
+
+def task_overrides() -> list[str]:
+    """The overrides the run was started with (for the command that resumes it)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def requeued_checkpoint(cfg: DictConfig) -> str | None:
+    """A requeued SLURM job's own last checkpoint: SLURM restarts the same command (and submitit the same job, in
+    the same run folder), which then resumes where it stopped."""
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0 and last.is_file():
+        log.info("Requeued SLURM job %s: resuming from %s", os.environ.get("SLURM_JOB_ID"), last)
+        return str(last)
+    return None
 
 
 def refuse_unused_loss(cfg: DictConfig) -> None:
@@ -74,7 +95,7 @@ def refuse_unused_loss(cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train as `cfg` says; returns the final logged metrics (for sweepers)."""
     datamodule, model, trainer = build(cfg)
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg)
     if ckpt_path:
         check_resumable(ckpt_path, model)
         log.info("Resuming from %s", ckpt_path)
