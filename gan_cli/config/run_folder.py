@@ -1,0 +1,70 @@
+"""One run per folder: a Hydra callback takes a lock on the run folder (a sweep's folder) before Hydra writes
+anything into it, and holds it until the process ends, however it ends (the operating system drops the lock
+of a killed process). A second gan-train aimed at the same folder stops at once, naming the first one."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from gan_cli.errors import UserError, user_message
+
+LOCK_FILE = ".gan-train.lock"
+#: the open lock files of this process (a lock lasts as long as its file stays open)
+_held: dict[Path, TextIO] = {}
+
+
+def secondary_rank() -> bool:
+    """Whether this process is a rank > 0 of a multi-process run, which shares the run folder of rank 0."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
+
+
+def hold_folder(folder: Path) -> None:
+    """Lock `folder` for this process, or raise a UserError naming the process that holds it."""
+    folder = folder.resolve()
+    if folder in _held or secondary_rank():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = open(folder / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise UserError(
+            f"Another gan-train ({holder}) is writing into {folder}. Two runs in one folder would overwrite each "
+            "other's checkpoints and configs. Wait for it to end or stop it, or give this run a folder of its own "
+            "(leave hydra.run.dir= out, or name another folder)."
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"PID {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    lock.flush()
+    _held[folder] = lock
+
+
+class RunFolderLock(Callback):
+    """Hydra callback (conf/hydra/default.yaml): locks the run folder before the run starts (in a sweep, the
+    sweep's folder), before Hydra writes the run's config into it."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._hold(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._hold(config.hydra.sweep.dir)
+
+    @staticmethod
+    def _hold(folder: str) -> None:
+        try:
+            hold_folder(Path(folder))
+        except UserError as error:
+            print(f"\ngan-cli error: {user_message(error)}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
