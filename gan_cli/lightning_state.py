@@ -1,5 +1,6 @@
-"""The one place that reads Lightning's loop counters that have no public accessor: how many batches a run has
-trained, whether this batch is a log step, and which epoch the loop is in before it tells the samplers."""
+"""The one place that uses Lightning's internals that have no public accessor: how many batches a run has
+trained, whether this batch is a log step, which epoch the loop is in before it tells the samplers, and a
+module's optimizers as Lightning reads them from `configure_optimizers`."""
 
 from __future__ import annotations
 
@@ -21,3 +22,11 @@ def epoch_in_progress(trainer: pl.Trainer) -> int:
     """The epoch the fit loop is in or about to start, as it passes it to the samplers' `set_epoch` (also right
     after a resume, before `trainer.current_epoch` has caught up with a checkpoint written at an epoch's end)."""
     return trainer.fit_loop.epoch_progress.current.processed
+
+
+def configured_optimizers(module: pl.LightningModule) -> tuple[list, list]:
+    """(optimizers, learning-rate scheduler configs) of a fresh call of `module.configure_optimizers()`, in
+    whichever of its forms it returns them, as the Trainer reads them."""
+    from pytorch_lightning.core.optimizer import _init_optimizers_and_lr_schedulers
+
+    return _init_optimizers_and_lr_schedulers(module)

@@ -3,9 +3,10 @@ pre-empt a job) and Ctrl-C make the run write a resumable checkpoint at the next
 training batch), print the command that resumes it, and end with a non-zero exit status, 128 + the signal's
 number as a shell reports a killed command. A second Ctrl-C stops at once.
 
-Under SLURM a SIGUSR1 (or submitit's SIGUSR2) also requeues the job (`scontrol requeue`, as Lightning's SLURMEnvironment does, but with
-the checkpoint written at a step boundary rather than inside the signal handler), and the requeued job resumes
-from its run folder's last.ckpt (gan_cli.commands.train.requeued_checkpoint)."""
+Under SLURM a SIGUSR1 (or submitit's SIGUSR2) also requeues the job (`scontrol requeue`, as Lightning's
+SLURMEnvironment does, but with the checkpoint written at a step boundary rather than inside the signal
+handler), and the requeued job resumes from its run folder's last.ckpt
+(gan_cli.commands.train.requeued_checkpoint)."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,6 +21,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from gan_cli.assembly import build_model
 from gan_cli.callbacks.preemption import Preemption
+from gan_cli.callbacks.resumed_settings import OPTIMIZER, ResumedSettings, changed_settings, check_changed_settings
 from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint
 from gan_cli.config.schemas import validate_targets
 from gan_cli.errors import UserError
@@ -28,6 +30,12 @@ from gan_cli.models.adversarial import AdversarialModule
 from gan_cli.tricks.base import model_name
 
 log = logging.getLogger(__name__)
+
+# A resumed run writes into its own folder, so ModelCheckpoint's notes of the old one do not carry over (they
+# are not needed: last.ckpt is rewritten and the periodic files are named by epoch)
+warnings.filterwarnings("ignore", message="The dirpath has changed from")
+# Checkpoints every N steps of a manual-optimisation model hold the state after its step, as gan-cli wants
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -97,7 +105,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule, model, trainer = build(cfg)
     ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg)
     if ckpt_path:
-        check_resumable(ckpt_path, model)
+        changes = check_resumable(ckpt_path, model)
+        if any(key.startswith(OPTIMIZER) for key, _, _ in changes):
+            trainer.callbacks.append(ResumedSettings())
         log.info("Resuming from %s", ckpt_path)
     log_config(trainer, cfg)
     with startup_objects_frozen():
@@ -120,9 +130,11 @@ def startup_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def check_resumable(ckpt_path: str, model: pl.LightningModule) -> None:
-    """Fail before training if the checkpoint is missing, unreadable or of another architecture."""
-    saved = read_checkpoint(ckpt_path)["state_dict"]
+def check_resumable(ckpt_path: str, model: pl.LightningModule) -> list[tuple[str, Any, Any]]:
+    """Fail before training if the checkpoint is missing, unreadable, of another architecture, or written with
+    settings this run changes but cannot apply; return the changed settings it applies."""
+    checkpoint = read_checkpoint(ckpt_path)
+    saved = checkpoint["state_dict"]
     current = model.state_dict()
     missing = [k for k in current if k not in saved]
     different = [k for k in current if k in saved and saved[k].shape != current[k].shape]
@@ -134,6 +146,8 @@ def check_resumable(ckpt_path: str, model: pl.LightningModule) -> None:
             "the same model=, data= and network settings as the run that wrote it; they are in its "
             ".hydra/config.yaml next to the checkpoints folder."
         )
+    return check_changed_settings(ckpt_path, changed_settings(checkpoint["gan_cli"]["config"] or {},
+                                                              model.run_config))
 
 
 @rank_zero_only

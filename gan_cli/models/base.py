@@ -126,7 +126,8 @@ class GenerativeModule(pl.LightningModule):
         checkpoint["gan_cli"] = {"config": self.run_config, "version": __version__}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.run_config = checkpoint.get("gan_cli", {}).get("config", self.run_config)
+        if self.run_config is None:  # a resumed run keeps its own settings: its checkpoints state what ran
+            self.run_config = checkpoint.get("gan_cli", {}).get("config")
 
 
 def grad_norm(module: nn.Module) -> Tensor:
