@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install train test bench bench-translation bench-quality bench-lectures bench-blending bench-unit bench-text clean clean-runs
+.PHONY: help install train test bench bench-faults bench-translation bench-quality bench-lectures bench-blending \
+        bench-unit bench-text clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,6 +26,9 @@ test: $(STAMP) ## run the test suite
 
 bench: $(STAMP) ## training throughput through gan-train vs a plain PyTorch loop
 	$(BIN)/python benchmarks/throughput.py $(ARGS)
+
+bench-faults: $(STAMP) ## random SIGKILLs across the model families, each resumed and compared exactly (ARGS="--kills 6")
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/faults.py $(ARGS)
 
 bench-translation: $(STAMP) ## learning check: CycleGAN and pix2pix error to a known true mapping, before vs after training (ARGS="--quick")
 	$(BIN)/python benchmarks/translation_learning.py $(ARGS)

@@ -4,6 +4,7 @@ model)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -13,25 +14,60 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from gan_cli.errors import UserError
 
+#: the temporary files AtomicCheckpointIO writes a checkpoint into: .<name>.<random>.tmp
+TEMPORARY = ".*.ckpt.*.tmp"
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes to a temporary file in the same folder, then renames it into place: a run killed while
     saving never leaves a truncated checkpoint, and the previous last.ckpt survives until the new one
-    is complete."""
+    is complete. The file gets the usual permissions (those the umask leaves, as open() would give)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        except OSError as err:
+            raise cannot_write(path, err) from err
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes files readable by their owner alone
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise cannot_write(path, err) from err
             raise
+
+
+def cannot_write(path: Path, err: OSError) -> UserError:
+    """The error for a checkpoint that cannot be written (a full disk, a read-only folder), with what is left."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free on its disk"
+    except OSError:
+        free = "its disk could not be asked for its free space"
+    kept = (f"The previous checkpoint there, {path}, is intact: resume from it (ckpt_path={path}) once the checkpoint "
+            "can be written." if path.is_file() else "There is no earlier checkpoint of this run.")
+    return UserError(f"The checkpoint {path} could not be written ({err.strerror or err}; {free}). Free some space or "
+                     f"make the folder writable, or run somewhere else (paths.log_dir=DIR). {kept}")
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_orphans(folder: Path) -> list[Path]:
+    """Delete the temporary files that a run killed while writing a checkpoint left in `folder`; return them."""
+    orphans = sorted(folder.glob(TEMPORARY)) if folder.is_dir() else []
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
 
 
 def floating_tensors(tree: Any, name: str = "") -> Iterator[tuple[str, torch.Tensor]]:

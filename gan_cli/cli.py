@@ -9,7 +9,8 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
-from gan_cli.config.schemas import register_schemas
+from gan_cli.config.overrides import unknown_override
+from gan_cli.config.schemas import BlendConfig, EvalConfig, SampleConfig, TrainConfig, TranslateConfig, register_schemas
 from gan_cli.errors import RunInterrupted, UserError, user_message
 from gan_cli.sweeps.summary import check_metric_is_logged, in_sweep, job_failed, sweep_value
 
@@ -26,8 +27,32 @@ def _fail(error: BaseException) -> None:
     sys.exit(getattr(error, "exit_code", 1))
 
 
+def train_main() -> None:
+    """The console script gan-train: names mistyped groups and keys, then runs Hydra."""
+    _check_names(TrainConfig)
+    _register_sweepers()
+    _train()
+
+
+def _register_sweepers() -> None:
+    """Make gan-cli's sweeper (hydra_plugins/gan_cli_sweepers) known to Hydra, which finds plugins by scanning the
+    hydra_plugins folders of sys.path and does not see those of an editable install."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.gan_cli_sweepers.optuna_search import OptunaSearch
+
+    Plugins.instance().class_name_to_class[f"{OptunaSearch.__module__}.{OptunaSearch.__name__}"] = OptunaSearch
+
+
+def _check_names(schema: type) -> None:
+    """Stop with one paragraph on a mistyped config group or key, before Hydra reads the command line."""
+    error = unknown_override(sys.argv[1:], schema)
+    if error is not None:
+        _fail(error)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def train_main(cfg: DictConfig) -> float | None:
+def _train(cfg: DictConfig) -> float | None:
     """gan-train: train the model that the config describes.
 
     Returns optimized_metric for sweepers. In a sweep, a job that fails for any reason returns None (see
@@ -52,8 +77,14 @@ def train_main(cfg: DictConfig) -> float | None:
     return None
 
 
+def sample_main() -> None:
+    """The console script gan-sample: names mistyped groups and keys, then runs Hydra."""
+    _check_names(SampleConfig)
+    _sample()
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="sample")
-def sample_main(cfg: DictConfig) -> None:
+def _sample(cfg: DictConfig) -> None:
     """gan-sample: draw images from a trained model."""
     from gan_cli.commands.sample import sample
 
@@ -65,8 +96,14 @@ def sample_main(cfg: DictConfig) -> None:
 
 
 
+def translate_main() -> None:
+    """The console script gan-translate: names mistyped groups and keys, then runs Hydra."""
+    _check_names(TranslateConfig)
+    _translate()
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="translate")
-def translate_main(cfg: DictConfig) -> None:
+def _translate(cfg: DictConfig) -> None:
     """gan-translate: translate a folder of images with a pix2pix or CycleGAN checkpoint."""
     from gan_cli.commands.translate import translate
 
@@ -76,8 +113,14 @@ def translate_main(cfg: DictConfig) -> None:
         _fail(error)
 
 
+def blend_main() -> None:
+    """The console script gan-blend: names mistyped groups and keys, then runs Hydra."""
+    _check_names(BlendConfig)
+    _blend()
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="blend")
-def blend_main(cfg: DictConfig) -> None:
+def _blend(cfg: DictConfig) -> None:
     """gan-blend: blend a masked region of one image into another (GP-GAN, or Poisson without a checkpoint)."""
     from gan_cli.commands.blend import run_blend
 
@@ -87,8 +130,14 @@ def blend_main(cfg: DictConfig) -> None:
         _fail(error)
 
 
+def eval_main() -> None:
+    """The console script gan-eval: names mistyped groups and keys, then runs Hydra."""
+    _check_names(EvalConfig)
+    _eval()
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
-def eval_main(cfg: DictConfig) -> None:
+def _eval(cfg: DictConfig) -> None:
     """gan-eval: score a checkpoint and record how."""
     from gan_cli.commands.evaluate import evaluate, report
 

@@ -9,7 +9,23 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from gan_cli.errors import UserError
 from gan_cli.models.contract import Sampler
+
+
+def refusal(call) -> UserError:
+    """The UserError that `call()` stops with: raised before anything is built (a value out of its declared
+    range) or by a constructor, where Hydra wraps it in an InstantiationException."""
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - unwrapped below, re-raised when it is no refusal
+        cause = error
+        while not isinstance(cause, UserError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            return cause
+        raise
+    raise AssertionError("nothing was refused")
 
 
 class PoisonWeights(pl.Callback):

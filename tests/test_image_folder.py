@@ -107,14 +107,21 @@ def corrupt_tree(tmp_path):
     root = tmp_path / "flags"
     _png(root / "good.png")
     _png(root / "also_good.png", (0, 0, 0))
-    bad = root / "bad.png"
-    bad.write_bytes(b"this is not a PNG \x00\x01\x02 garbage" * 10)
+    bad = _png(root / "bad.png")
+    bad.write_bytes(bad.read_bytes()[:45])  # cut short: its header reads, its pixels do not
     return root, bad
+
+
+def test_a_file_that_is_not_an_image_is_named_when_the_folder_is_listed(corrupt_tree):
+    root, _ = corrupt_tree
+    (root / "notes.png").write_bytes(b"this is not a PNG \x00\x01\x02 garbage" * 10)
+    with pytest.raises(UserError, match=r"notes\.png is not an image"):
+        ImageFolder(str(root))
 
 
 def test_corrupt_image_raises_when_loaded(corrupt_tree):
     root, bad = corrupt_tree
-    data = ImageFolder(str(root))  # listing does not open the files
+    data = ImageFolder(str(root))  # listing reads only the headers
     assert len(data) == 3
     names = [p.name for p in data.files]
     data[names.index("good.png")]  # a good file still loads

@@ -21,8 +21,10 @@ from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
 
 from gan_cli.errors import RunInterrupted
+from gan_cli.lightning_state import at_last_batch
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,10 @@ def resume_command(overrides: list[str], ckpt_path: Path) -> str:
     return shlex.join(["gan-train", *kept, f"ckpt_path={ckpt_path}"])
 
 
-class Preemption(pl.Callback):
-    """Installed by gan-train on every run (not a config choice: a run is never lost to a signal)."""
+class Preemption(Checkpoint):
+    """Installed by gan-train on every run (not a config choice: a run is never lost to a signal). A checkpoint
+    callback for Lightning, which runs those after the model's own end-of-epoch hooks: a signal during an epoch's
+    last batch is answered after the epoch's end (see gan_cli.callbacks.checkpoints)."""
 
     def __init__(self, overrides: list[str] | None = None) -> None:
         self.overrides = list(overrides or [])
@@ -86,6 +90,15 @@ class Preemption(pl.Callback):
     # --- at the step boundary ------------------------------------------------------------------------
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        if at_last_batch(trainer):
+            return  # answered at the epoch's end
+        self.stop_if_signalled(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.stop_if_signalled(trainer, pl_module)
+
+    def stop_if_signalled(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write last.ckpt and stop, if any rank was signalled."""
         received = self.received is not None
         if trainer.world_size > 1:  # every rank stops at the same step when any one was signalled
             received = trainer.strategy.reduce_boolean_decision(received, all=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shlex
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +21,11 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from gan_cli.assembly import build_model
+from gan_cli.callbacks.loop_restart import LoopRestart
 from gan_cli.callbacks.preemption import Preemption
 from gan_cli.callbacks.resumed_settings import OPTIMIZER, ResumedSettings, changed_settings, check_changed_settings
-from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint
+from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint, remove_orphans
+from gan_cli.config.run_folder import folder_in_use
 from gan_cli.config.schemas import validate_targets
 from gan_cli.errors import UserError
 from gan_cli.loggers.hparams_view import write_hparams_view
@@ -63,7 +66,9 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
         callbacks.append(build_callback(cfg.metrics))
     if not cfg.trainer.get("enable_progress_bar", True):  # else Lightning refuses the configured bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    callbacks.append(Preemption(task_overrides()))
+    callbacks.append(LoopRestart())
+    if cfg.trainer.get("enable_checkpointing", True):  # a checkpoint callback, which Lightning refuses without it
+        callbacks.append(Preemption(task_overrides()))
     loggers = instantiate_group(cfg.get("logger"))
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # SLURM's requeue signal is handled at a step boundary by Preemption
@@ -104,6 +109,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Train as `cfg` says; returns the final logged metrics (for sweepers)."""
     datamodule, model, trainer = build(cfg)
     ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(cfg)
+    clean_up_after_kills(cfg, ckpt_path)
     if ckpt_path:
         changes = check_resumable(ckpt_path, model)
         if any(key.startswith(OPTIMIZER) for key, _, _ in changes):
@@ -115,6 +121,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     write_hparams_view(trainer, cfg)
     report(trainer)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+
+def clean_up_after_kills(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """Delete the half-written checkpoint files that killed runs left in this run's folder and in the resumed
+    checkpoint's (unless a live run holds that one)."""
+    folders = [Path(cfg.paths.output_dir) / "checkpoints"]
+    if ckpt_path and not folder_in_use(Path(ckpt_path).expanduser().parent.parent):
+        folders.append(Path(ckpt_path).expanduser().parent)
+    for folder in dict.fromkeys(f.resolve() for f in folders):
+        for orphan in remove_orphans(folder):
+            log.info("Removed %s, a checkpoint that a killed run had not finished writing", orphan)
 
 
 @contextmanager
@@ -159,19 +176,20 @@ def log_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
 
 @rank_zero_only
 def report(trainer: pl.Trainer) -> None:
-    """Tell the user where the results are."""
+    """Tell the user where the results are (what is to paste on a command line is quoted for a shell)."""
     run = Path(trainer.default_root_dir).resolve()
     lines = [f"Run folder: {run}"]
     ckpts = sorted((run / "checkpoints").glob("*.ckpt"))
     if ckpts:
         last = run / "checkpoints" / "last.ckpt"
-        lines.append(f"  checkpoints:  {run / 'checkpoints'}  (resume: ckpt_path={last if last.exists() else ckpts[-1]})")
+        resume = shlex.quote(f"ckpt_path={last if last.exists() else ckpts[-1]}")
+        lines.append(f"  checkpoints:  {run / 'checkpoints'}  (resume: {resume})")
     latest = sorted(p.name for p in (run / "samples").glob("*_latest.png"))
     if latest:
         lines.append(f"  sample grids: {run / 'samples'}  (latest: {', '.join(latest)})")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            lines.append(f"  TensorBoard:  tensorboard --logdir {Path(logger.log_dir).resolve()}")
+            lines.append(f"  TensorBoard:  tensorboard --logdir {shlex.quote(str(Path(logger.log_dir).resolve()))}")
     print("\n".join(lines), flush=True)
 
 

@@ -1,6 +1,9 @@
 """One run per folder: a Hydra callback takes a lock on the run folder (a sweep's folder) before Hydra writes
 anything into it, and holds it until the process ends, however it ends (the operating system drops the lock
-of a killed process). A second gan-train aimed at the same folder stops at once, naming the first one."""
+of a killed process). A second gan-train aimed at the same folder stops at once, naming the first one.
+
+The lock is a POSIX record lock (lockf), which belongs to the process alone: DataLoader workers forked from a
+killed run do not keep it, as they would keep a flock while they wind down."""
 
 from __future__ import annotations
 
@@ -27,15 +30,23 @@ def secondary_rank() -> bool:
 
 
 def hold_folder(folder: Path) -> None:
-    """Lock `folder` for this process, or raise a UserError naming the process that holds it."""
+    """Lock `folder` for this process, or raise a UserError naming the process that holds it (or why the folder
+    cannot be written)."""
     folder = folder.resolve()
     if folder in _held or secondary_rank():
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = open(folder / LOCK_FILE, "a+", encoding="utf-8")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / LOCK_FILE, "a+", encoding="utf-8")
+    except OSError as err:
+        raise UserError(
+            f"gan-train cannot write into the run folder {folder} ({err.strerror or err}). Run it where you may "
+            "write: from another working directory, or with paths.log_dir=DIR (runs go to DIR/train/...) or "
+            "hydra.run.dir=DIR."
+        ) from err
+    try:
+        fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
         lock.seek(0)
         holder = lock.read().strip() or "another process"
         lock.close()
@@ -49,6 +60,20 @@ def hold_folder(folder: Path) -> None:
     lock.write(f"PID {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     lock.flush()
     _held[folder] = lock
+
+
+def folder_in_use(folder: Path) -> bool:
+    """Whether a live process (not this one) holds `folder`'s lock."""
+    folder = folder.resolve()
+    if folder in _held or not (folder / LOCK_FILE).is_file():
+        return False
+    with open(folder / LOCK_FILE, "a+", encoding="utf-8") as lock:
+        try:
+            fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.lockf(lock, fcntl.LOCK_UN)
+    return False
 
 
 class RunFolderLock(Callback):

@@ -5,7 +5,10 @@ Two layers, both structured-config schemas:
   wrong type or unknown key while composing;
 - every node with a `_target_` is checked against a schema derived from the target's own signature
   (argument names and type hints). Adding a model, loss or dataset therefore needs no schema edits, and
-  a typo anywhere (`model.generator.ngff=32`, `+trainer.max_epoch=3`) fails before anything is built.
+  a typo anywhere (`model.generator.ngff=32`, `+trainer.max_epoch=3`) fails before anything is built;
+- numbers are checked against the ranges their type hints declare (gan_cli.config.ranges:
+  `batch_size: PositiveInt`, `decay: Decay`, ...), and those written there for torch's optimizers and
+  Lightning's Trainer: `data.batch_size=0` or `trainer.max_epochs=0` is refused before any work.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, InterpolationKeyError, OmegaConfBaseException, ValidationError
 
+from gan_cli.config.ranges import NOTHING_TO_TRAIN, THIRD_PARTY, broken, constraints
 from gan_cli.config.resolvers import register_resolvers
 from gan_cli.errors import UserError
 
@@ -146,7 +150,9 @@ def validate_targets(cfg: DictConfig) -> None:
             f"The config value {key} is missing or cannot be resolved ({_first_line(err)}). "
             f"Set it on the command line, e.g. {key}=..."
         ) from err
-    _walk(container, "")
+    # the groups the model's settings are interpolated from first, so that a bad value is named where it was set
+    for key in sorted(container, key=lambda k: k == "model"):
+        _walk(container[key], key)
 
 
 def _walk(node: Any, path: str) -> None:
@@ -183,6 +189,32 @@ def _check_node(node: dict, path: str) -> None:
         raise UserError(f"Invalid config value {key}: {_first_line(err)}. Fix it with {key}=<value>.") from err
     except ConfigKeyError as err:  # pragma: no cover - unknown keys are caught above
         raise UserError(f"Invalid config key under {path}: {_first_line(err)}") from err
+    _check_ranges(target, _ranges_for(obj, target), known, path)
+
+
+def _check_ranges(target: Any, ranges: dict[str, Any], values: dict[str, Any], path: str) -> None:
+    """Refuse a number out of the range its hint declares, or one that would make a run train nothing."""
+    for key, value in values.items():
+        useless = NOTHING_TO_TRAIN.get((target, key)) if isinstance(target, str) else None
+        if useless is not None and value == useless[0]:
+            raise UserError(f"Invalid config value {path}.{key}={value}: {useless[1]}.")
+        bounds = broken(value, ranges[key]) if key in ranges else None
+        if bounds:
+            each = "each value " if isinstance(value, (list, tuple)) else ""
+            raise UserError(f"Invalid config value {path}.{key}={value}: {each}must be {bounds}. Give one that is "
+                            f"{bounds}: {path}.{key}=...")
+
+
+@functools.lru_cache(maxsize=None)
+def _ranges_for(obj: Any, target: Any) -> dict[str, Any]:
+    """{argument: hint} of the arguments of `obj` whose hints declare a range."""
+    declared = THIRD_PARTY.get(target) if isinstance(target, str) else None
+    if declared is None:
+        try:
+            declared = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj, include_extras=True)
+        except Exception:
+            declared = {}
+    return {name: hint for name, hint in declared.items() if constraints(hint)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -210,6 +242,8 @@ def _schema_for(obj: Any) -> tuple[type, bool]:
 
 def _supported(hint: Any) -> Any:
     """The hint if OmegaConf can validate it (int, float, bool, str, Optional and lists of those), else Any."""
+    if typing.get_origin(hint) is typing.Annotated:  # a range (checked by _check_ranges): the type within
+        return _supported(typing.get_args(hint)[0])
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]

@@ -31,10 +31,11 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from gan_cli.config.ranges import NonNegativeInt, PositiveInt
 from gan_cli.data.datamodule import DataSpec, denormalize
 from gan_cli.data.loading import ResumableLoading, batch_loader
-from gan_cli.data.sources import open_rgb
-from gan_cli.data.translation import MissingSplit, _images, check_channels
+from gan_cli.data.sources import images_under, open_rgb
+from gan_cli.data.translation import MissingSplit, check_channels
 from gan_cli.errors import UserError
 
 LAYOUT = ("one sub-folder per scene, each with two or more images of that same view under different conditions "
@@ -48,7 +49,7 @@ def scene_folders(root: Path) -> list[tuple[str, list[Path]]]:
         raise UserError(f"The scene folder {root.resolve()} does not exist. Point data.root at a folder that holds "
                         f"{LAYOUT}.")
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
-    scenes = [(folder.name, files) for folder in subfolders if len(files := _images(folder)) >= 2]
+    scenes = [(folder.name, files) for folder in subfolders if len(files := images_under(folder)) >= 2]
     if not scenes:
         if not subfolders:
             found = ("it holds no scene sub-folders: put the images of each scene in a sub-folder of their own"
@@ -133,7 +134,7 @@ class _Composites(Dataset):
     """(source, destination) -> the composite (destination with the masked square of the source), the target
     (the destination), the mask and the source."""
 
-    def __init__(self, pairs: Dataset, image_size: int, ratio: float, paste_at: str) -> None:
+    def __init__(self, pairs: Dataset, image_size: PositiveInt, ratio: float, paste_at: str) -> None:
         self.pairs, self.image_size, self.ratio, self.paste_at = pairs, image_size, ratio, paste_at
 
     def __len__(self) -> int:
@@ -155,9 +156,9 @@ class BlendingDataModule(ResumableLoading, pl.LightningDataModule):
     `_partial_` node, SceneFolders) taking `split` and `transform`, and `root` when given.
     """
 
-    def __init__(self, dataset: Callable[..., Dataset], root: str | None = None, image_size: int = 64,
-                 load_size: int = 64, ratio: float = 0.5, paste_at: str = "center", channels: int = 3,
-                 batch_size: int = 64, num_workers: int = 2, mean: Sequence[float] = (0.5, 0.5, 0.5),
+    def __init__(self, dataset: Callable[..., Dataset], root: str | None = None, image_size: PositiveInt = 64,
+                 load_size: PositiveInt = 64, ratio: float = 0.5, paste_at: str = "center", channels: PositiveInt = 3,
+                 batch_size: PositiveInt = 64, num_workers: NonNegativeInt = 2, mean: Sequence[float] = (0.5, 0.5, 0.5),
                  std: Sequence[float] = (0.5, 0.5, 0.5), pin_memory: bool = False, drop_last: bool = True) -> None:
         super().__init__()
         if root is not None and "root" not in inspect.signature(dataset).parameters:

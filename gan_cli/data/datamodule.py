@@ -20,6 +20,7 @@ import torchvision.transforms.v2 as v2
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from gan_cli.config.ranges import NonNegativeInt, PositiveInt
 from gan_cli.data.loading import ResumableLoading, batch_loader
 from gan_cli.errors import UserError
 
@@ -131,11 +132,11 @@ class ImageDataModule(ResumableLoading, pl.LightningDataModule):
     `labelled_seed`) and unlabels the rest; see the module docstring. The test split is untouched.
     """
 
-    def __init__(self, dataset: Callable[..., Dataset], image_size: int, channels: int, num_classes: int = 0,
-                 root: str | None = None,
-                 batch_size: int = 64, num_workers: int = 0, mean: Sequence[float] = (0.5,),
-                 std: Sequence[float] = (0.5,), in_memory: bool = False, pin_memory: bool = False,
-                 drop_last: bool = True, labels_per_class: int | None = None, labelled_seed: int = 0) -> None:
+    def __init__(self, dataset: Callable[..., Dataset], image_size: PositiveInt, channels: PositiveInt,
+                 num_classes: int = 0, root: str | None = None, batch_size: PositiveInt = 64,
+                 num_workers: NonNegativeInt = 0, mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,),
+                 in_memory: bool = False, pin_memory: bool = False, drop_last: bool = True,
+                 labels_per_class: PositiveInt | None = None, labelled_seed: int = 0) -> None:
         super().__init__()
         if labels_per_class is not None:
             if not num_classes:

@@ -69,6 +69,8 @@ class EpochShuffle(Sampler):
         return {"epoch": self.epoch, "given": self.given}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        if state["epoch"] < self.epoch:  # saved during an epoch that has ended since: this one starts afresh
+            return
         # a complete pass was saved at the end of its epoch: the next pass is the next epoch's (a loader with
         # workers draws its first keys before Lightning sets the epoch)
         done = state["given"] >= self.size
@@ -155,8 +157,11 @@ def batch_loader(datamodule, dataset: Dataset, train: bool, in_memory: bool = Fa
     of the module docstring and (with the datamodule's `drop_last`) without a ragged last batch, a set smaller
     than one batch being refused; otherwise in order and complete. `in_memory`: `dataset` holds `images` and
     `labels` tensors and is served a whole batch at a time."""
+    seed = datamodule.loading_seed
+    # a loader of its own generator (its workers' seeds): building or restarting one leaves the global one alone
     options = dict(batch_size=datamodule.batch_size, num_workers=datamodule.num_workers,
-                   pin_memory=datamodule.pin_memory, persistent_workers=datamodule.num_workers > 0)
+                   pin_memory=datamodule.pin_memory, persistent_workers=datamodule.num_workers > 0,
+                   generator=torch.Generator().manual_seed(seed))
     if not train:
         return DataLoader(WholeBatches(dataset) if in_memory else dataset,
                           collate_fn=keep_batch if in_memory else None, **options)
@@ -165,9 +170,7 @@ def batch_loader(datamodule, dataset: Dataset, train: bool, in_memory: bool = Fa
             f"The dataset has {len(dataset)} training images, fewer than one batch (data.batch_size="
             f"{datamodule.batch_size}). Lower data.batch_size or add images."
         )
-    seed = datamodule.loading_seed
     items = EpochKeys(WholeBatches(dataset)) if in_memory else SeededItems(dataset, seed)
     epoch = epoch_in_progress(datamodule.trainer) if datamodule.trainer is not None else 0
     return StatefulDataLoader(items, sampler=EpochShuffle(len(dataset), seed, epoch), drop_last=datamodule.drop_last,
-                              collate_fn=keep_batch if in_memory else None,
-                              generator=torch.Generator().manual_seed(seed), **options)
+                              collate_fn=keep_batch if in_memory else None, **options)

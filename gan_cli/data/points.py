@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from gan_cli.config.ranges import NonNegativeInt, PositiveInt
 from gan_cli.data.datamodule import DataSpec
 from gan_cli.data.loading import ResumableLoading, batch_loader
 from gan_cli.data.toy2d import Gaussians2D, mode_stats, scatter_image
@@ -36,9 +37,10 @@ class PointsDataModule(ResumableLoading, pl.LightningDataModule):
 
     draws_points = True  # SampleGrid leaves these to ModeCoverage
 
-    def __init__(self, layout: str = "ring8", size: int = 10000, std: float = 0.02, scale: float = 2.5,
-                 seed: int = 0, batch_size: int = 512, num_workers: int = 0, image_size: int = 1, channels: int = 2,
-                 num_classes: int = 0, drop_last: bool = True, pin_memory: bool = False) -> None:
+    def __init__(self, layout: str = "ring8", size: int = 10000, std: float = 0.02, scale: float = 2.5, seed: int = 0,
+                 batch_size: PositiveInt = 512, num_workers: NonNegativeInt = 0, image_size: PositiveInt = 1,
+                 channels: PositiveInt = 2, num_classes: int = 0, drop_last: bool = True,
+                 pin_memory: bool = False) -> None:
         super().__init__()
         if image_size != 1 or channels != 2:
             raise ValueError("2-D points are (2, 1, 1) images: data.image_size=1, data.channels=2")

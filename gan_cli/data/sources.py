@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.errors import UserError
 
 Transform = Callable | None
@@ -106,6 +107,24 @@ def open_rgb(path: Path) -> Image.Image:
         ) from err
 
 
+def images_under(folder: Path) -> list[Path]:
+    """The image files under `folder` at any depth, sorted; hidden files and __MACOSX/ are skipped. Each is
+    checked to hold an image (its header is read): a stray file fails at once, named, not when its batch comes."""
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMG_EXTENSIONS and p.is_file()
+                   and not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(folder).parts))
+    for path in files:
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            raise UserError(
+                f"{path} is not an image that can be read ({err}), though it is named like one. Delete it or move "
+                "it out of the data folder, then run again."
+            ) from err
+    return files
+
+
 class ImageFolder(Dataset):
     """Every image file under `root`, at any depth (e.g. CelebA's img_align_celeba/ or a folder of flags).
 
@@ -121,7 +140,7 @@ class ImageFolder(Dataset):
                 f"The image folder {folder.resolve()} does not exist. Put your images there (any layout of "
                 f"sub-folders; {', '.join(IMG_EXTENSIONS)}) or point to them with data.root=/path/to/images."
             )
-        self.files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
+        self.files = images_under(folder)
         if not self.files:
             raise UserError(
                 f"The folder {folder.resolve()} holds no image files ({', '.join(IMG_EXTENSIONS)}). "
@@ -151,8 +170,8 @@ class FakeImages(TensorImages):
     Each class is a different smooth pattern plus noise, so a model has something to learn.
     """
 
-    def __init__(self, split: str = "train", transform: Transform = None, size: int = 256, channels: int = 1,
-                 image_size: int = 32, num_classes: int = 10, seed: int = 0) -> None:
+    def __init__(self, split: str = "train", transform: Transform = None, size: int = 256, channels: PositiveInt = 1,
+                 image_size: PositiveInt = 32, num_classes: int = 10, seed: int = 0) -> None:
         generator = torch.Generator().manual_seed(seed + (split != "train"))
         self.labels = torch.randint(0, max(num_classes, 1), (size,), generator=generator)
         coords = torch.linspace(-1, 1, image_size)

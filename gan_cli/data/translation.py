@@ -22,10 +22,11 @@ import torchvision.transforms.v2 as v2
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from gan_cli.config.ranges import NonNegativeInt, PositiveInt
 from gan_cli.data.datamodule import DataSpec, denormalize
 from gan_cli.data.download import download_dataset
 from gan_cli.data.loading import ResumableLoading, batch_loader
-from gan_cli.data.sources import open_rgb
+from gan_cli.data.sources import images_under, open_rgb
 from gan_cli.errors import UserError
 
 Transform = Callable | None
@@ -75,20 +76,11 @@ def _dataset_folder(root: str, name: str | None, url: str | None, download: bool
                     f"holds {layout}.")
 
 
-def _images(folder: Path) -> list[Path]:
-    """The image files under `folder` at any depth, sorted; hidden files and __MACOSX/ are skipped."""
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in IMG_EXTENSIONS and p.is_file()
-        and not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(folder).parts)
-    )
-
-
 def _split_images(folder: Path, sub: str, layout: str) -> list[Path]:
     path = folder / sub
     if not path.is_dir():
         raise MissingSplit(f"The dataset folder {folder.resolve()} has no {sub}/ folder. It should hold {layout}.")
-    files = _images(path)
+    files = images_under(path)
     if not files:
         raise UserError(
             f"The folder {path.resolve()} holds no image files ({', '.join(IMG_EXTENSIONS)}). The dataset "
@@ -202,11 +194,11 @@ class TranslationDataModule(ResumableLoading, pl.LightningDataModule):
     crop_size x crop_size, not flipped. With `direction=BtoA` A and B are swapped.
     """
 
-    def __init__(self, dataset: Callable[..., Dataset], root: str | None = None, crop_size: int = 256,
-                 load_size: int = 286, preprocess: str = "resize_and_crop", flip: bool = True,
-                 direction: str = "AtoB", channels: int = 3, batch_size: int = 1, num_workers: int = 2,
-                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
-                 pin_memory: bool = False, drop_last: bool = True) -> None:
+    def __init__(self, dataset: Callable[..., Dataset], root: str | None = None, crop_size: PositiveInt = 256,
+                 load_size: PositiveInt = 286, preprocess: str = "resize_and_crop", flip: bool = True,
+                 direction: str = "AtoB", channels: PositiveInt = 3, batch_size: PositiveInt = 1,
+                 num_workers: NonNegativeInt = 2, mean: Sequence[float] = (0.5, 0.5, 0.5),
+                 std: Sequence[float] = (0.5, 0.5, 0.5), pin_memory: bool = False, drop_last: bool = True) -> None:
         super().__init__()
         if root is not None and "root" not in inspect.signature(dataset).parameters:
             raise UserError(f"data.root={root} is not used by this dataset; remove it, or pick "

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import NonNegativeFloat, PositiveInt
 from gan_cli.losses.penalties import clip_weights_, gradient_penalty
 
 
@@ -85,7 +86,7 @@ class AdversarialLoss(nn.Module):
     #: the bound of D's weights after each update (weight clipping), or None
     clip_value: float | None = None
 
-    def __init__(self, d_steps: int = 1) -> None:
+    def __init__(self, d_steps: PositiveInt = 1) -> None:
         super().__init__()
         if d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {d_steps}")
@@ -156,7 +157,8 @@ class WassersteinLoss(AdversarialLoss):
     """Arjovsky et al. 2017, "Wasserstein GAN": the critic maximises E[D(x)] - E[D(G(z))], n_critic = 5, and keeps
     to Lipschitz functions by weight clipping (`clip_value`) or, with `gp_weight` > 0, by a gradient penalty."""
 
-    def __init__(self, d_steps: int = 5, clip_value: float | None = 0.01, gp_weight: float = 0.0) -> None:
+    def __init__(self, d_steps: PositiveInt = 5, clip_value: float | None = 0.01,
+                 gp_weight: NonNegativeFloat = 0.0) -> None:
         super().__init__(d_steps)
         self.clip_value, self.gp_weight = clip_value, gp_weight
 
@@ -181,7 +183,7 @@ class WassersteinGPLoss(WassersteinLoss):
     """Gulrajani et al. 2017, "Improved Training of Wasserstein GANs": the gradient penalty (lambda = 10) in place
     of weight clipping."""
 
-    def __init__(self, d_steps: int = 5, gp_weight: float = 10.0) -> None:
+    def __init__(self, d_steps: PositiveInt = 5, gp_weight: NonNegativeFloat = 10.0) -> None:
         super().__init__(d_steps, clip_value=None, gp_weight=gp_weight)
 
 

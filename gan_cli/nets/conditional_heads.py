@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
+
 CONDITION_STYLES = ("joint", "separate")
 
 
@@ -28,7 +30,8 @@ def check_condition_style(style: str) -> str:
 class ConditionalHead(nn.Module):
     """Scores (B,) for features (B, channels, size, size) and condition codes (B, condition_dim)."""
 
-    def __init__(self, channels: int, condition_dim: int, condition_style: str = "joint", size: int = 4) -> None:
+    def __init__(self, channels: PositiveInt, condition_dim: int, condition_style: str = "joint",
+                 size: int = 4) -> None:
         super().__init__()
         self.condition_style = check_condition_style(condition_style)
         self.channels, self.condition_dim, self.size = channels, condition_dim, size

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.conditional_heads import ConditionalHead, check_condition_style
 from gan_cli.nets.layers import dcgan_init_, one_hot, require_condition
 
@@ -33,7 +34,7 @@ class DCGANGenerator(nn.Module):
     BatchNorm and ReLU everywhere except the Tanh output; no pooling, no hidden fully connected layers.
     """
 
-    def __init__(self, latent_dim: int = 100, channels: int = 3, image_size: int = 64, ngf: int = 64,
+    def __init__(self, latent_dim: int = 100, channels: PositiveInt = 3, image_size: PositiveInt = 64, ngf: int = 64,
                  num_classes: int = 0) -> None:
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
@@ -82,7 +83,7 @@ class DCGANDiscriminator(nn.Module):
     (gan_cli.nets.conditional_heads).
     """
 
-    def __init__(self, channels: int = 3, image_size: int = 64, ndf: int = 64, num_classes: int = 0,
+    def __init__(self, channels: PositiveInt = 3, image_size: PositiveInt = 64, ndf: int = 64, num_classes: int = 0,
                  condition_style: str = "joint") -> None:
         super().__init__()
         self.num_classes = num_classes

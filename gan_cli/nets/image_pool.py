@@ -10,11 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gan_cli.config.ranges import NonNegativeInt
+
 
 class ImagePool:
     """Up to `pool_size` past images; `query` mixes them into the batch the discriminator sees."""
 
-    def __init__(self, pool_size: int = 50) -> None:
+    def __init__(self, pool_size: NonNegativeInt = 50) -> None:
         if pool_size < 0:
             raise ValueError(f"pool_size must be >= 0 (got {pool_size})")
         self.pool_size = pool_size

@@ -7,6 +7,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.conditional_heads import ConditionalHead, check_condition_style
 from gan_cli.nets.layers import Maxout, join, one_hot, require_condition
 
@@ -18,7 +19,7 @@ class MLPGenerator(nn.Module):
     normalised to [-1, 1], so the output unit is Tanh.
     """
 
-    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28,
+    def __init__(self, latent_dim: int = 100, channels: PositiveInt = 1, image_size: PositiveInt = 28,
                  hidden: Sequence[int] = (1200, 1200), num_classes: int = 0) -> None:
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
@@ -47,7 +48,7 @@ class MLPDiscriminator(nn.Module):
     (gan_cli.nets.conditional_heads).
     """
 
-    def __init__(self, channels: int = 1, image_size: int = 28, hidden: Sequence[int] = (240, 240),
+    def __init__(self, channels: PositiveInt = 1, image_size: PositiveInt = 28, hidden: Sequence[int] = (240, 240),
                  pieces: int = 5, dropout: float = 0.5, input_dropout: float = 0.2, num_classes: int = 0,
                  condition_style: str = "joint") -> None:
         super().__init__()

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.norm import conv_bias, init_weights_, norm_layer
 
 KERNEL, PADDING = 4, 1
@@ -44,7 +45,7 @@ def receptive_field(n_layers: int = 3) -> int:
 class PatchGANDiscriminator(nn.Module):
     """Conv4x4 layers with LeakyReLU(0.2); a norm on every hidden layer but the first; no sigmoid."""
 
-    def __init__(self, channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
+    def __init__(self, channels: PositiveInt = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for n, conv in enumerate(_plan(channels, ndf, n_layers)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.norm import conv_bias, init_weights_, norm_layer
 
 N_DOWNSAMPLING = 2
@@ -39,7 +40,7 @@ class ResnetGenerator(nn.Module):
 
     size_multiple = 2 ** N_DOWNSAMPLING
 
-    def __init__(self, channels: int = 3, out_channels: int | None = None, ngf: int = 64, n_blocks: int = 9,
+    def __init__(self, channels: PositiveInt = 3, out_channels: int | None = None, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: bool = False) -> None:
         super().__init__()
         if n_blocks < 0:

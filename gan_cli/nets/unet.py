@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.norm import conv_bias, init_weights_, norm_layer
 
 MIN_DOWNS = 5  # the fixed ngf, 2ngf, 4ngf, 8ngf encoder widths plus the innermost level
@@ -51,7 +52,7 @@ class UnetGenerator(nn.Module):
     intermediate 8ngf levels (neither the innermost nor the 4 outer ones) have dropout when `dropout`.
     """
 
-    def __init__(self, channels: int = 3, out_channels: int | None = None, num_downs: int = 8, ngf: int = 64,
+    def __init__(self, channels: PositiveInt = 3, out_channels: int | None = None, num_downs: int = 8, ngf: int = 64,
                  norm: str = "batch", dropout: bool = True) -> None:
         super().__init__()
         if num_downs < MIN_DOWNS:

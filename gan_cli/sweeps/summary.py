@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,29 @@ class SweepSummary(Callback):
         }
         (folder / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_sweep_can_score(config)
+        except UserError as error:  # refused once, before the first job
+            print(f"\ngan-cli error: {user_message(error)}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        summarize(Path(config.hydra.sweep.dir), config.get("optimized_direction") or "minimize")
+        sweep_dir = Path(config.hydra.sweep.dir)
+        summarize(sweep_dir, config.get("optimized_direction") or "minimize")
+        results = [json.loads(p.read_text()) for p in sweep_dir.rglob(RESULT_FILE)]
+        if results and all(r["status"] == "failed" for r in results):
+            print(f"\ngan-cli error: every job of the sweep failed ({len(results)} of {len(results)}); their "
+                  "train.log files say why.\n", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+
+def check_sweep_can_score(config: DictConfig) -> None:
+    """Refuse a sweep none of whose jobs could log its optimized_metric (a quality metric without metrics=)."""
+    swept = [o.lstrip("+").split("=", 1)[0] for o in config.hydra.overrides.task]
+    params = config.hydra.get("sweeper", {}).get("params") or {}
+    if not any(name == "metrics" for name in [*swept, *params]):
+        check_metric_is_logged(config)
 
 
 def _is_first_rank() -> bool:

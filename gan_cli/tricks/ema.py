@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from gan_cli.config.ranges import Decay
 from gan_cli.tricks.base import Trick
 
 
@@ -24,7 +25,7 @@ class EMA(Trick):
 
     order = 90  # last: it copies the generators as the other tricks left them
 
-    def __init__(self, decay: float = 0.999) -> None:
+    def __init__(self, decay: Decay = 0.999) -> None:
         super().__init__()
         self.decay = decay
         self.averages = nn.ModuleDict()

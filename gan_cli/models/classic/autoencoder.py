@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.reconstruction import (
     CORRUPTIONS,
@@ -105,9 +106,9 @@ class ImageCoder(GenerativeModule, SelfEvaluating):
     `num_examples`: held-out images (evenly spaced over the test split) shown in the logged grids.
     """
 
-    def __init__(self, encoder: Callable[..., nn.Module], decoder: Callable[..., nn.Module], code_dim: int,
+    def __init__(self, encoder: Callable[..., nn.Module], decoder: Callable[..., nn.Module], code_dim: PositiveInt,
                  encoder_outputs: int, mean: Sequence[float], std: Sequence[float],
-                 optimizer: Callable[..., Optimizer], lr: float, num_examples: int) -> None:
+                 optimizer: Callable[..., Optimizer], lr: PositiveFloat, num_examples: PositiveInt) -> None:
         super().__init__()
         if code_dim < 1:
             raise UserError(f"model.code_dim={code_dim}: give the size of the code, 1 or more.")
@@ -217,11 +218,11 @@ class Autoencoder(ImageCoder):
                          "accuracy on its codes (probe_accuracy).")
 
     def __init__(self, encoder: Callable[..., nn.Module], decoder: Callable[..., nn.Module],
-                 optimizer: Callable[..., Optimizer], code_dim: int = 32, code_activation: str = "linear",
+                 optimizer: Callable[..., Optimizer], code_dim: PositiveInt = 32, code_activation: str = "linear",
                  reconstruction: str = "cross_entropy",
                  sparsity_target: float = 0.05, sparsity_weight: float = 0.0, corruption: str = "none",
-                 corruption_level: float = 0.25, lr: float = 1e-3, mean: Sequence[float] = (0.5,),
-                 std: Sequence[float] = (0.5,), num_examples: int = 10) -> None:
+                 corruption_level: float = 0.25, lr: PositiveFloat = 1e-3, mean: Sequence[float] = (0.5,),
+                 std: Sequence[float] = (0.5,), num_examples: PositiveInt = 10) -> None:
         if reconstruction not in RECONSTRUCTIONS:
             raise UserError(f"model.reconstruction={reconstruction!r}: choose one of {', '.join(RECONSTRUCTIONS)}.")
         if not 0 < sparsity_target < 1:

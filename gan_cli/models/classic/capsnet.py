@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ExponentialLR
 from torchmetrics.classification import MulticlassAccuracy
 
+from gan_cli.config.ranges import PositiveFloat
 from gan_cli.data.datamodule import dataset_labels, denormalize
 from gan_cli.errors import UserError
 from gan_cli.models.classic.capsnet_nets import CapsuleDecoder, CapsuleNetwork
@@ -62,7 +63,7 @@ class CapsNet(HeldOutAccuracy, LabelClassifier):
                          "(capsule dimensions perturbed, reconstructions) are in the run's samples/ folder.")
 
     def __init__(self, network: CapsuleNetwork, decoder: CapsuleDecoder, optimizer: Callable[..., Optimizer],
-                 lr: float = 1e-3, lr_decay_rate: float = 0.96, lr_decay_steps: int = 2000, m_plus: float = 0.9,
+                 lr: PositiveFloat = 1e-3, lr_decay_rate: float = 0.96, lr_decay_steps: int = 2000, m_plus: float = 0.9,
                  m_minus: float = 0.1, down_weight: float = 0.5, reconstruction: bool = True,
                  reconstruction_weight: float = 0.0005, augment_shift: int = 2, figure_index: int = 0,
                  mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,)) -> None:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.errors import UserError
 
 #: keeps the gradient of |s| finite at s = 0
@@ -88,9 +89,9 @@ class CapsuleNetwork(nn.Module):
     """The paper's encoder: images in [0, 1] -> digit capsules (N, num_classes, digit_dim), whose lengths are
     the class scores. The coupling coefficients of the last forward are kept in `last_coupling`."""
 
-    def __init__(self, channels: int = 1, image_size: int = 28, num_classes: int = 10, conv_channels: int = 256,
-                 kernel_size: int = 9, primary_capsules: int = 32, primary_dim: int = 8, digit_dim: int = 16,
-                 routing_iterations: int = 3) -> None:
+    def __init__(self, channels: PositiveInt = 1, image_size: PositiveInt = 28, num_classes: int = 10,
+                 conv_channels: int = 256, kernel_size: int = 9, primary_capsules: int = 32, primary_dim: int = 8,
+                 digit_dim: int = 16, routing_iterations: int = 3) -> None:
         super().__init__()
         grid = conv_output_size(conv_output_size(image_size, kernel_size), kernel_size, stride=2)
         if grid < 1:
@@ -123,8 +124,8 @@ class CapsuleDecoder(nn.Module):
     """Fully connected ReLU layers (`hidden`, the paper's 512 and 1024) from the masked digit capsules to
     the image's pixels, sigmoid: a reconstruction in [0, 1]."""
 
-    def __init__(self, num_classes: int = 10, digit_dim: int = 16, channels: int = 1, image_size: int = 28,
-                 hidden: Sequence[int] = (512, 1024)) -> None:
+    def __init__(self, num_classes: int = 10, digit_dim: int = 16, channels: PositiveInt = 1,
+                 image_size: PositiveInt = 28, hidden: Sequence[int] = (512, 1024)) -> None:
         super().__init__()
         self.shape = (channels, image_size, image_size)
         widths = [num_classes * digit_dim, *hidden]

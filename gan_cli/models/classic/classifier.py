@@ -18,6 +18,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from torchmetrics.classification import MulticlassAccuracy
 
+from gan_cli.config.ranges import PositiveFloat
 from gan_cli.errors import UserError
 from gan_cli.models.base import GenerativeModule
 from gan_cli.models.contract import LabelClassifier
@@ -54,7 +55,7 @@ class Classifier(HeldOutAccuracy, LabelClassifier):
     `data.labels_per_class=N` it learns from the N labelled images per class only (`labelled_image`).
     """
 
-    def __init__(self, network: nn.Module, optimizer: Callable[..., Optimizer], lr: float = 1e-3,
+    def __init__(self, network: nn.Module, optimizer: Callable[..., Optimizer], lr: PositiveFloat = 1e-3,
                  lr_decay: str = "cosine", augment_shift: int = 0) -> None:
         super().__init__()
         if network.num_classes < 2:

@@ -10,6 +10,8 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
+
 
 class ConvClassifier(nn.Module):
     """Blocks of 3x3 convolution, batch norm, ReLU and 2x2 max pooling (one block per entry of `widths`),
@@ -20,7 +22,7 @@ class ConvClassifier(nn.Module):
     `num_classes=0`): the network builds for unlabelled data, and the model that trains it says what is wrong.
     """
 
-    def __init__(self, channels: int = 1, image_size: int = 32, num_classes: int = 10,
+    def __init__(self, channels: PositiveInt = 1, image_size: PositiveInt = 32, num_classes: int = 10,
                  widths: Sequence[int] = (32, 64, 128, 256), hidden: int = 128, dropout: float = 0.5) -> None:
         super().__init__()
         if image_size < 2 ** len(widths):

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.nets.layers import dcgan_init_
@@ -36,7 +37,7 @@ def _check_conv_size(image_size: int) -> None:
 class MLPEncoder(nn.Module):
     """Flattened image -> ReLU layers of widths `hidden` -> `out_features` (linear)."""
 
-    def __init__(self, out_features: int, channels: int = 1, image_size: int = 32,
+    def __init__(self, out_features: int, channels: PositiveInt = 1, image_size: PositiveInt = 32,
                  hidden: Sequence[int] = (512, 256)) -> None:
         super().__init__()
         self.out_features = out_features
@@ -55,7 +56,7 @@ class MLPEncoder(nn.Module):
 class MLPDecoder(MLPGenerator):
     """Code -> ReLU layers of widths `hidden` (give the encoder's in reverse) -> one logit per pixel."""
 
-    def __init__(self, code_dim: int, channels: int = 1, image_size: int = 32,
+    def __init__(self, code_dim: PositiveInt, channels: PositiveInt = 1, image_size: PositiveInt = 32,
                  hidden: Sequence[int] = (256, 512)) -> None:
         super().__init__(latent_dim=code_dim, channels=channels, image_size=image_size, hidden=hidden)
         self.code_dim = code_dim
@@ -66,7 +67,8 @@ class ConvEncoder(DCGANDiscriminator):
     """DCGAN's discriminator body (ndf channels at the input, doubling down to 4x4), then a 4x4 convolution
     to `out_features` numbers (with a bias) instead of DCGAN's single score."""
 
-    def __init__(self, out_features: int, channels: int = 3, image_size: int = 64, ndf: int = 64) -> None:
+    def __init__(self, out_features: int, channels: PositiveInt = 3, image_size: PositiveInt = 64,
+                 ndf: int = 64) -> None:
         _check_conv_size(image_size)
         super().__init__(channels=channels, image_size=image_size, ndf=ndf)
         self.out_features = out_features
@@ -81,7 +83,8 @@ class ConvDecoder(DCGANGenerator):
     """DCGAN's generator (code projected to 4x4, transposed convolutions up to the image) without its Tanh:
     one logit per pixel."""
 
-    def __init__(self, code_dim: int, channels: int = 3, image_size: int = 64, ngf: int = 64) -> None:
+    def __init__(self, code_dim: PositiveInt, channels: PositiveInt = 3, image_size: PositiveInt = 64,
+                 ngf: int = 64) -> None:
         _check_conv_size(image_size)
         super().__init__(latent_dim=code_dim, channels=channels, image_size=image_size, ngf=ngf)
         self.code_dim = code_dim

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics.classification import MulticlassAccuracy
 
+from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.models.base import GenerativeModule
 from gan_cli.models.classic.rbm_nets import RBMNet, momentum_at, set_momentum
@@ -50,9 +51,9 @@ class DBN(GenerativeModule, LabelClassifier, SelfEvaluating):
                          "drawing them. gan-eval ckpt_path=... reports its held-out accuracy next to the same network "
                          "trained from random initialisation; to draw digits from Gibbs chains, train model=rbm.")
 
-    def __init__(self, channels: int, image_size: int, num_classes: int, mean, std,
+    def __init__(self, channels: PositiveInt, image_size: PositiveInt, num_classes: int, mean, std,
                  optimizer: Callable[..., Optimizer], layers: list[int] = (500, 500), pretrain_epochs: int = 5,
-                 finetune_epochs: int = 5, lr: float = 0.1, k: int = 1, weight_decay: float = 2e-4,
+                 finetune_epochs: int = 5, lr: PositiveFloat = 0.1, k: int = 1, weight_decay: float = 2e-4,
                  initial_momentum: float = 0.5, final_momentum: float = 0.9, momentum_epochs: int = 2,
                  reconstruction: str = "probabilities", binarize: str = "none", init_std: float = 0.01,
                  init_visible_bias: bool = True, finetune_lr: float = 0.1, baseline: bool = True) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.models.base import GenerativeModule
 from gan_cli.models.classic.rbm_nets import RBMNet, bernoulli, momentum_at, set_momentum
@@ -51,10 +52,10 @@ class RBM(GenerativeModule, Sampler, SelfEvaluating):
 
     sample_options = ("gibbs_steps",)
 
-    def __init__(self, channels: int, image_size: int, mean, std, hidden: int = 256, lr: float = 0.1, k: int = 1,
-                 persistent: bool = False, chains: int = 32, reconstruction: str = "probabilities",
-                 weight_decay: float = 2e-4, initial_momentum: float = 0.5, final_momentum: float = 0.9,
-                 momentum_epochs: int = 5, binarize: str = "none", init_std: float = 0.01,
+    def __init__(self, channels: PositiveInt, image_size: PositiveInt, mean, std, hidden: int = 256,
+                 lr: PositiveFloat = 0.1, k: int = 1, persistent: bool = False, chains: int = 32,
+                 reconstruction: str = "probabilities", weight_decay: float = 2e-4, initial_momentum: float = 0.5,
+                 final_momentum: float = 0.9, momentum_epochs: int = 5, binarize: str = "none", init_std: float = 0.01,
                  init_visible_bias: bool = True, gibbs_steps: int = 1000, monitor_size: int = 500,
                  cd_batch_size: int | None = None) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ import inspect
 import torch
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.models.base import GenerativeModule
 from gan_cli.models.classic.rbm_nets import RBMNet, bernoulli
@@ -23,7 +24,7 @@ class VisibleCoding(nn.Module):
     "sample" draws each pixel ~ Bernoulli(intensity) every time an image is trained on (scored images
     are thresholded then, so that the scores are deterministic)."""
 
-    def __init__(self, channels: int, image_size: int, mean, std, binarize: str = "none") -> None:
+    def __init__(self, channels: PositiveInt, image_size: PositiveInt, mean, std, binarize: str = "none") -> None:
         super().__init__()
         self.shape = (channels, image_size, image_size)
         self.binarize = binarize

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import NonNegativeFloat, PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.reconstruction import bernoulli_nll, gaussian_nll, kl_to_standard_normal, reparameterize
 from gan_cli.models.classic.autoencoder import ImageCoder, evaluating
@@ -36,10 +37,10 @@ class VAE(ImageCoder, Sampler):
     """Encoder (-> 2 * code_dim numbers: mu, log sigma^2) and decoder (code -> a logit per pixel)."""
 
     def __init__(self, encoder: Callable[..., nn.Module], decoder: Callable[..., nn.Module],
-                 optimizer: Callable[..., Optimizer], code_dim: int = 16, likelihood: str = "bernoulli",
-                 gaussian_std: float = 0.1, learn_std: bool = False, kl_weight: float = 1.0, lr: float = 1e-3,
-                 mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,), num_samples: int = 64,
-                 num_examples: int = 10, interpolation_steps: int = 8) -> None:
+                 optimizer: Callable[..., Optimizer], code_dim: PositiveInt = 16, likelihood: str = "bernoulli",
+                 gaussian_std: float = 0.1, learn_std: bool = False, kl_weight: NonNegativeFloat = 1.0,
+                 lr: PositiveFloat = 1e-3, mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,),
+                 num_samples: PositiveInt = 64, num_examples: PositiveInt = 10, interpolation_steps: int = 8) -> None:
         if likelihood not in LIKELIHOODS:
             raise UserError(f"model.likelihood={likelihood!r}: choose bernoulli (grey digits) or gaussian (colour "
                             "images, with model.gaussian_std=...).")

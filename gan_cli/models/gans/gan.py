@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule, Critic
@@ -39,8 +40,8 @@ class GAN(AdversarialModule, NoiseToImage):
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
-                 optimizer: Callable[..., Optimizer], lr: float = 2e-4, g_lr: float | None = None,
-                 d_lr: float | None = None, num_samples: int = 64, conditional: bool = False) -> None:
+                 optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = None,
+                 d_lr: PositiveFloat | None = None, num_samples: PositiveInt = 64, conditional: bool = False) -> None:
         super().__init__(loss)
         self.generator, self.discriminator = generator, discriminator
         self.optimizer = optimizer

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.losses.information import categorical_codes_information, continuous_information
@@ -59,10 +60,10 @@ class InfoGAN(AdversarialModule, Sampler, SelfEvaluating):
     """
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
-                 optimizer: Callable[..., Optimizer], lr: float = 2e-4, g_lr: float | None = None,
-                 d_lr: float | None = None, noise_dim: int = 62, categorical_codes: Sequence[int] = (10,),
+                 optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = None,
+                 d_lr: PositiveFloat | None = None, noise_dim: int = 62, categorical_codes: Sequence[int] = (10,),
                  continuous_codes: int = 2, info_weight: float = 1.0, continuous_weight: float = 1.0,
-                 learn_std: bool = False, num_samples: int = 64) -> None:
+                 learn_std: bool = False, num_samples: PositiveInt = 64) -> None:
         super().__init__(loss)
         self.generator, self.discriminator = generator, discriminator
         self.optimizer = optimizer

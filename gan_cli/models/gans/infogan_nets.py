@@ -14,6 +14,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.layers import dcgan_init_
 
 
@@ -37,7 +38,7 @@ class InfoGANGenerator(nn.Module):
     then the continuous codes), `latent_dim` values in all."""
 
     def __init__(self, noise_dim: int = 62, categorical_codes: Sequence[int] = (10,), continuous_codes: int = 2,
-                 channels: int = 1, image_size: int = 32, fc: int = 1024, ngf: int = 64) -> None:
+                 channels: PositiveInt = 1, image_size: PositiveInt = 32, fc: int = 1024, ngf: int = 64) -> None:
         super().__init__()
         self.noise_dim = noise_dim
         self.latent_dim = noise_dim + code_dims(categorical_codes, continuous_codes)
@@ -71,8 +72,8 @@ class InfoGANDiscriminator(nn.Module):
     """
 
     def __init__(self, categorical_codes: Sequence[int] = (10,), continuous_codes: int = 2, learn_std: bool = False,
-                 channels: int = 1, image_size: int = 32, fc: int = 1024, ndf: int = 64, q_hidden: int = 128,
-                 ) -> None:
+                 channels: PositiveInt = 1, image_size: PositiveInt = 32, fc: int = 1024, ndf: int = 64,
+                 q_hidden: int = 128) -> None:
         super().__init__()
         self.num_classes = 0
         self.q_dim = code_dims(categorical_codes, continuous_codes) + (int(continuous_codes) if learn_std else 0)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule, Critic
@@ -42,9 +43,10 @@ class LAPGAN(AdversarialModule, NoiseToImage, ChainSampler):
     def __init__(self, loss: AdversarialLoss, optimizer: Callable[..., Optimizer],
                  coarse_generator: Callable[..., nn.Module], coarse_discriminator: Callable[..., nn.Module],
                  residual_generator: Callable[..., nn.Module], residual_discriminator: Callable[..., nn.Module],
-                 channels: int = 3, image_size: int = 32, num_classes: int = 0, conditional: bool | str = "auto",
-                 levels: int | None = None, coarsest_size: int = 8, lr: float = 2e-4, g_lr: float | None = None,
-                 d_lr: float | None = None, num_samples: int = 64) -> None:
+                 channels: PositiveInt = 3, image_size: PositiveInt = 32, num_classes: int = 0,
+                 conditional: bool | str = "auto", levels: int | None = None, coarsest_size: int = 8,
+                 lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = None, d_lr: PositiveFloat | None = None,
+                 num_samples: PositiveInt = 64) -> None:
         super().__init__(loss)
         self.optimizer = optimizer
         self.g_lr, self.d_lr = g_lr or lr, d_lr or lr

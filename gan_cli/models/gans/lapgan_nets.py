@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.conditional_heads import ConditionalHead, check_condition_style
 from gan_cli.nets.layers import dcgan_init_, join, one_hot, require_condition
 
@@ -38,7 +39,7 @@ class CoarseDiscriminator(nn.Module):
     """The coarsest level's D: the flattened image (and a one-hot label) -> ReLU layers with dropout -> score.
     With condition_style=separate the label skips the input and is scored apart (conditional_heads)."""
 
-    def __init__(self, channels: int = 3, image_size: int = 8, hidden: Sequence[int] = (600, 600),
+    def __init__(self, channels: PositiveInt = 3, image_size: PositiveInt = 8, hidden: Sequence[int] = (600, 600),
                  dropout: float = 0.5, num_classes: int = 0, condition_style: str = "joint") -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -64,7 +65,7 @@ class CoarseDiscriminator(nn.Module):
 class LabelPlane(nn.Module):
     """The paper's class conditioning: one-hot label -> linear layer -> one image plane."""
 
-    def __init__(self, num_classes: int, image_size: int) -> None:
+    def __init__(self, num_classes: int, image_size: PositiveInt) -> None:
         super().__init__()
         self.num_classes, self.image_size = num_classes, image_size
         self.linear = nn.Linear(num_classes, image_size * image_size)
@@ -81,7 +82,7 @@ class ResidualGenerator(nn.Module):
     small). `noise_shape` is the shape of one sample's z_k.
     """
 
-    def __init__(self, channels: int = 3, image_size: int = 16, width: int = 128, depth: int = 3,
+    def __init__(self, channels: PositiveInt = 3, image_size: PositiveInt = 16, width: int = 128, depth: int = 3,
                  kernel_size: int = 3, num_classes: int = 0) -> None:
         super().__init__()
         if depth < 1 or kernel_size % 2 == 0:
@@ -112,7 +113,7 @@ class ResidualDiscriminator(nn.Module):
     """D_k(h_k, l_k[, y]) -> score: [h_k, l_k(, label plane)] -> `depth` stride-2 convolutions with
     LeakyReLU(0.2) -> `score_layer`, a linear layer to one logit."""
 
-    def __init__(self, channels: int = 3, image_size: int = 16, width: int = 128, depth: int = 2,
+    def __init__(self, channels: PositiveInt = 3, image_size: PositiveInt = 16, width: int = 128, depth: int = 2,
                  kernel_size: int = 5, num_classes: int = 0, condition_style: str = "joint") -> None:
         super().__init__()
         if depth < 1 or kernel_size % 2 == 0:

@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics.classification import MulticlassAccuracy
 
+from gan_cli.config.ranges import NonNegativeInt, PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.losses.improved import feature_matching_loss
@@ -70,10 +71,10 @@ class SSGAN(AdversarialModule, Sampler, SelfEvaluating):
     num_classes = 0
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
-                 optimizer: Callable[..., Optimizer], lr: float = 6e-4, g_lr: float | None = None,
-                 d_lr: float | None = None, generator_objective: str = "feature_matching",
-                 unsupervised_weight: float = 0.5, lr_constant_epochs: int = 50, lr_decay_epochs: int = 50,
-                 num_samples: int = 64) -> None:
+                 optimizer: Callable[..., Optimizer], lr: PositiveFloat = 6e-4, g_lr: PositiveFloat | None = None,
+                 d_lr: PositiveFloat | None = None, generator_objective: str = "feature_matching",
+                 unsupervised_weight: float = 0.5, lr_constant_epochs: NonNegativeInt = 50,
+                 lr_decay_epochs: NonNegativeInt = 50, num_samples: PositiveInt = 64) -> None:
         super().__init__(loss)
         if generator_objective not in GENERATOR_OBJECTIVES:
             raise UserError(f"model.generator_objective={generator_objective!r}: choose one of "

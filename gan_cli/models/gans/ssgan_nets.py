@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.errors import UserError
 
 
@@ -46,7 +47,7 @@ class SSGANGenerator(nn.Module):
 
     num_classes = 0
 
-    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 28,
+    def __init__(self, latent_dim: int = 100, channels: PositiveInt = 1, image_size: PositiveInt = 28,
                  hidden: Sequence[int] = (500, 500)) -> None:
         super().__init__()
         self.latent_dim = latent_dim
@@ -71,7 +72,7 @@ class SSGANDiscriminator(nn.Module):
     in training mode only.
     """
 
-    def __init__(self, channels: int = 1, image_size: int = 28, num_classes: int = 10,
+    def __init__(self, channels: PositiveInt = 1, image_size: PositiveInt = 28, num_classes: int = 10,
                  hidden: Sequence[int] = (1000, 500, 250, 250, 250), input_noise: float = 0.3,
                  hidden_noise: float = 0.5) -> None:
         super().__init__()

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import NonNegativeFloat, PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule
@@ -42,10 +43,10 @@ class StackGAN(TextConditioned, AdversarialModule):
     def __init__(self, loss: AdversarialLoss, optimizer: Callable[..., Optimizer],
                  stage1_generator: Callable[..., nn.Module], stage1_discriminator: Callable[..., nn.Module],
                  stage2_generator: Callable[..., nn.Module], stage2_discriminator: Callable[..., nn.Module],
-                 text_dim: int, channels: int = 3, image_size: int = 256, num_classes: int = 0,
+                 text_dim: int, channels: PositiveInt = 3, image_size: PositiveInt = 256, num_classes: int = 0,
                  stage: str | int = "1", stage1_ckpt: str | None = None, stage1_epochs: int = 1,
-                 kl_weight: float = 2.0, lr: float = 2e-4, g_lr: float | None = None, d_lr: float | None = None,
-                 ) -> None:
+                 kl_weight: NonNegativeFloat = 2.0, lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = None,
+                 d_lr: PositiveFloat | None = None) -> None:
         super().__init__(loss)
         self.stage = str(stage)
         if self.stage not in STAGES:

@@ -21,6 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.models.text_to_image.conditioning import ConditioningAugmentation
 from gan_cli.models.text_to_image.text_cgan_nets import text_compressor
 from gan_cli.nets.conditional_heads import ConditionalHead
@@ -55,7 +56,7 @@ def halved(width: int, times: int, what: str) -> list[int]:
 class ResBlock(nn.Module):
     """x + (3x3 conv, BN, ReLU, 3x3 conv, BN)(x), then ReLU."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: PositiveInt) -> None:
         super().__init__()
         self.block = nn.Sequential(conv3x3(channels, channels), nn.BatchNorm2d(channels), nn.ReLU(True),
                                    conv3x3(channels, channels), nn.BatchNorm2d(channels))
@@ -72,7 +73,7 @@ def to_image(in_channels: int, channels: int) -> nn.Sequential:
 class Stage1Generator(nn.Module):
     """G_0(z, phi_t) -> (low-resolution image, mu, logvar) of its conditioning augmentation."""
 
-    def __init__(self, text_dim: int, channels: int = 3, image_size: int = 64, latent_dim: int = 100,
+    def __init__(self, text_dim: int, channels: PositiveInt = 3, image_size: PositiveInt = 64, latent_dim: int = 100,
                  condition_dim: int = 128, ngf: int = 128, ca_activation: str = "relu") -> None:
         super().__init__()
         self.latent_dim, self.image_size = latent_dim, image_size
@@ -94,8 +95,8 @@ class Stage2Generator(nn.Module):
     """G(s_0, phi_t) -> (image at 4x the Stage-I size, mu, logvar): refines the Stage-I image s_0 with the text.
     No noise: the randomness is already in s_0 (as in the paper)."""
 
-    def __init__(self, text_dim: int, channels: int = 3, image_size: int = 256, condition_dim: int = 128,
-                 ngf: int = 128, residual_blocks: int = 4, encoder_downsamples: int = 2,
+    def __init__(self, text_dim: int, channels: PositiveInt = 3, image_size: PositiveInt = 256,
+                 condition_dim: int = 128, ngf: int = 128, residual_blocks: int = 4, encoder_downsamples: int = 2,
                  ca_activation: str = "relu") -> None:
         super().__init__()
         low = image_size // 4
@@ -127,7 +128,7 @@ class Stage2Generator(nn.Module):
 class StackDiscriminator(nn.Module):
     """D(x, phi_t) -> one logit per image: the image code at 4x4 scored with the compressed text."""
 
-    def __init__(self, text_dim: int, channels: int = 3, image_size: int = 64, ndf: int = 64,
+    def __init__(self, text_dim: int, channels: PositiveInt = 3, image_size: PositiveInt = 64, ndf: int = 64,
                  condition_dim: int = 128, condition_style: str = "joint") -> None:
         super().__init__()
         downs = doublings(image_size, 4, "the discriminator's image size")

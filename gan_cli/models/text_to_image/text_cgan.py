@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import NonNegativeFloat, PositiveFloat
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule
@@ -34,10 +35,10 @@ class TextCGAN(TextConditioned, AdversarialModule):
     config_name = "text_cgan"
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
-                 optimizer: Callable[..., Optimizer], lr: float = 2e-4, g_lr: float | None = None,
-                 d_lr: float | None = None, interpolation: float = 1.0, interpolation_beta: float = 0.5,
-                 kl_weight: float = 1.0, num_classes: int = 0, caption_bank: int = 2048, figure_captions: int = 10,
-                 samples_per_caption: int = 8) -> None:
+                 optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = None,
+                 d_lr: PositiveFloat | None = None, interpolation: float = 1.0, interpolation_beta: float = 0.5,
+                 kl_weight: NonNegativeFloat = 1.0, num_classes: int = 0, caption_bank: int = 2048,
+                 figure_captions: int = 10, samples_per_caption: int = 8) -> None:
         super().__init__(loss)
         if interpolation < 0 or not 0 <= interpolation_beta <= 1:
             raise UserError(f"model.interpolation={interpolation} must be >= 0 (the weight of the INT term, 0: off) and "

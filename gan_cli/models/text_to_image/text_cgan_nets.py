@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.models.text_to_image.conditioning import ConditioningAugmentation, kl_to_standard_normal
 from gan_cli.nets.conditional_heads import ConditionalHead
 from gan_cli.nets.dcgan import DCGANGenerator, dcgan_features
@@ -30,8 +31,8 @@ class TextGenerator(nn.Module):
     (None without); `decode(z, code)` the images. `forward(z, text)` is both, for sampling.
     """
 
-    def __init__(self, text_dim: int, latent_dim: int = 100, code_dim: int = 128, channels: int = 1,
-                 image_size: int = 32, ngf: int = 64, conditioning_augmentation: bool = False) -> None:
+    def __init__(self, text_dim: int, latent_dim: int = 100, code_dim: PositiveInt = 128, channels: PositiveInt = 1,
+                 image_size: PositiveInt = 32, ngf: int = 64, conditioning_augmentation: bool = False) -> None:
         super().__init__()
         self.text_dim, self.latent_dim, self.code_dim = text_dim, latent_dim, code_dim
         self.conditioning_augmentation = conditioning_augmentation
@@ -59,8 +60,8 @@ class TextDiscriminator(nn.Module):
     """D(x, phi(t)): DCGAN's strided convolutions down to 4x4, the compressed text, and a conditional head
     (`condition_style` joint: Reed et al.'s replicate-and-concatenate at 4x4; separate: realism + match)."""
 
-    def __init__(self, text_dim: int, code_dim: int = 128, channels: int = 1, image_size: int = 32, ndf: int = 64,
-                 condition_style: str = "joint") -> None:
+    def __init__(self, text_dim: int, code_dim: PositiveInt = 128, channels: PositiveInt = 1,
+                 image_size: PositiveInt = 32, ndf: int = 64, condition_style: str = "joint") -> None:
         super().__init__()
         self.text_dim, self.code_dim = text_dim, code_dim
         self.features, width = dcgan_features(channels, image_size, ndf)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from gan_cli.config.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule, Critic
@@ -40,10 +41,10 @@ class TranslationModel(AdversarialModule, Translator):
 
     GENERATORS: dict[str, str] = {}
 
-    def __init__(self, loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: float = 2e-4,
-                 lr_constant_epochs: int = 100, lr_decay_epochs: int = 100, d_loss_weight: float = 0.5,
-                 init: str = "normal", init_gain: float = 0.02, inference: str = "eval",
-                 num_examples: int = 4) -> None:
+    def __init__(self, loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4,
+                 lr_constant_epochs: NonNegativeInt = 100, lr_decay_epochs: NonNegativeInt = 100,
+                 d_loss_weight: NonNegativeFloat = 0.5, init: str = "normal", init_gain: float = 0.02,
+                 inference: str = "eval", num_examples: PositiveInt = 4) -> None:
         super().__init__(loss)
         if inference not in INFERENCE_MODES:
             raise UserError(f"model.inference={inference!r}: choose one of {', '.join(INFERENCE_MODES)}.")

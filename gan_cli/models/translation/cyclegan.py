@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.losses.perceptual import PerceptualLoss
 from gan_cli.models.translation.base import TranslationModel
@@ -46,11 +47,13 @@ class CycleGAN(TranslationModel):
     GENERATORS = {"AtoB": "G_A", "BtoA": "G_B"}
 
     def __init__(self, generator: Callable[[], nn.Module], discriminator: Callable[[], nn.Module],
-                 loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: float = 2e-4,
-                 lambda_A: float = 10.0, lambda_B: float = 10.0, lambda_identity: float = 0.5,
-                 pool_size: int = 50, lr_constant_epochs: int = 100, lr_decay_epochs: int = 100,
-                 d_loss_weight: float = 0.5, init: str = "normal", init_gain: float = 0.02,
-                 inference: str = "eval", num_examples: int = 4, perceptual: PerceptualLoss | None = None) -> None:
+                 loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4,
+                 lambda_A: NonNegativeFloat = 10.0, lambda_B: NonNegativeFloat = 10.0,
+                 lambda_identity: NonNegativeFloat = 0.5, pool_size: NonNegativeInt = 50,
+                 lr_constant_epochs: NonNegativeInt = 100, lr_decay_epochs: NonNegativeInt = 100,
+                 d_loss_weight: NonNegativeFloat = 0.5, init: str = "normal", init_gain: float = 0.02,
+                 inference: str = "eval", num_examples: PositiveInt = 4,
+                 perceptual: PerceptualLoss | None = None) -> None:
         super().__init__(loss, optimizer, lr, lr_constant_epochs, lr_decay_epochs, d_loss_weight, init, init_gain,
                          inference, num_examples)
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer", "perceptual"])

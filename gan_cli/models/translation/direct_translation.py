@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.losses.perceptual import PerceptualLoss
@@ -32,9 +33,10 @@ class DirectTranslation(TranslationModel):
 
     def __init__(self, generator: Callable[[], nn.Module], discriminator: Callable[[], nn.Module],
                  loss: AdversarialLoss, optimizer: Callable[..., Optimizer], perceptual: PerceptualLoss | None,
-                 lr: float = 2e-4, lambda_identity: float = 0.0, pool_size: int = 50, lr_constant_epochs: int = 100,
-                 lr_decay_epochs: int = 100, d_loss_weight: float = 0.5, init: str = "normal",
-                 init_gain: float = 0.02, inference: str = "eval", num_examples: int = 4) -> None:
+                 lr: PositiveFloat = 2e-4, lambda_identity: NonNegativeFloat = 0.0, pool_size: NonNegativeInt = 50,
+                 lr_constant_epochs: NonNegativeInt = 100, lr_decay_epochs: NonNegativeInt = 100,
+                 d_loss_weight: NonNegativeFloat = 0.5, init: str = "normal", init_gain: float = 0.02,
+                 inference: str = "eval", num_examples: PositiveInt = 4) -> None:
         if perceptual is None:
             raise UserError("model=direct_translation needs its perceptual term (model.perceptual is null): without it "
                             "nothing ties a translation to its input. Choose model/perceptual=vgg (ImageNet VGG; "

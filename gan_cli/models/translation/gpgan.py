@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.data.datamodule import denormalize
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
@@ -38,10 +39,10 @@ class GPGAN(AdversarialModule, Blender):
                          "gan-blend ckpt_path=... src=SRC dst=DST mask=MASK output=OUT.png.")
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
-                 optimizer: Callable[..., Optimizer], lr: float = 2e-4, g_lr: float | None = 2e-3,
-                 d_lr: float | None = None, l2_weight: float = 0.999, critic_boost: int | None = 100,
+                 optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = 2e-3,
+                 d_lr: PositiveFloat | None = None, l2_weight: float = 0.999, critic_boost: int | None = 100,
                  critic_boost_first: int = 25, critic_boost_every: int = 500, mean: Sequence[float] = (0.5, 0.5, 0.5),
-                 std: Sequence[float] = (0.5, 0.5, 0.5), num_examples: int = 8) -> None:
+                 std: Sequence[float] = (0.5, 0.5, 0.5), num_examples: PositiveInt = 8) -> None:
         super().__init__(loss)
         if not 0.0 <= l2_weight <= 1.0:
             raise UserError(f"model.l2_weight={l2_weight}: lambda weighs L2 against the adversarial term and must lie "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.nets.layers import dcgan_init_
 
@@ -23,7 +24,7 @@ class BlendingEncoderDecoder(nn.Module):
     resize larger images to it (gan-blend does).
     """
 
-    def __init__(self, channels: int = 3, image_size: int = 64, nef: int = 64, ngf: int = 64,
+    def __init__(self, channels: PositiveInt = 3, image_size: PositiveInt = 64, nef: int = 64, ngf: int = 64,
                  bottleneck: int = 4000) -> None:
         super().__init__()
         self.channels, self.image_size, self.bottleneck = channels, image_size, bottleneck

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import Critic
 from gan_cli.models.translation.base import TranslationModel
@@ -28,10 +29,10 @@ class Pix2Pix(TranslationModel):
     GENERATORS = {"AtoB": "G"}
 
     def __init__(self, generator: Callable[[], nn.Module], discriminator: Callable[[], nn.Module],
-                 loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: float = 2e-4,
-                 lambda_L1: float = 100.0, lr_constant_epochs: int = 100, lr_decay_epochs: int = 100,
-                 d_loss_weight: float = 0.5, init: str = "normal", init_gain: float = 0.02,
-                 inference: str = "paper", num_examples: int = 4) -> None:
+                 loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4,
+                 lambda_L1: NonNegativeFloat = 100.0, lr_constant_epochs: NonNegativeInt = 100,
+                 lr_decay_epochs: NonNegativeInt = 100, d_loss_weight: NonNegativeFloat = 0.5, init: str = "normal",
+                 init_gain: float = 0.02, inference: str = "paper", num_examples: PositiveInt = 4) -> None:
         super().__init__(loss, optimizer, lr, lr_constant_epochs, lr_decay_epochs, d_loss_weight, init, init_gain,
                          inference, num_examples)
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer"])

@@ -34,6 +34,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from gan_cli.config.ranges import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.losses.perceptual import PerceptualLoss
@@ -69,13 +70,13 @@ class UNIT(TranslationModel):
     GENERATORS = {"AtoB": "G_AB", "BtoA": "G_BA"}
 
     def __init__(self, generator: Callable[[], UNITGenerator], discriminator: Callable[[], nn.Module],
-                 loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: float = 1e-4, gan_w: float = 1.0,
-                 recon_x_w: float = 10.0, recon_kl_w: float = 0.01, recon_x_cyc_w: float = 10.0,
+                 loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: PositiveFloat = 1e-4,
+                 gan_w: float = 1.0, recon_x_w: float = 10.0, recon_kl_w: float = 0.01, recon_x_cyc_w: float = 10.0,
                  recon_kl_cyc_w: float = 0.01, latent_gan_w: float = 0.0,
-                 latent_discriminator: Callable[..., nn.Module] | None = None,
-                 perceptual: PerceptualLoss | None = None, lr_constant_epochs: int = 100,
-                 lr_decay_epochs: int = 100, d_loss_weight: float = 1.0, init: str = "kaiming",
-                 init_gain: float = 0.02, inference: str = "eval", num_examples: int = 4) -> None:
+                 latent_discriminator: Callable[..., nn.Module] | None = None, perceptual: PerceptualLoss | None = None,
+                 lr_constant_epochs: NonNegativeInt = 100, lr_decay_epochs: NonNegativeInt = 100,
+                 d_loss_weight: NonNegativeFloat = 1.0, init: str = "kaiming", init_gain: float = 0.02,
+                 inference: str = "eval", num_examples: PositiveInt = 4) -> None:
         super().__init__(loss, optimizer, lr, lr_constant_epochs, lr_decay_epochs, d_loss_weight, init, init_gain,
                          inference, num_examples)
         self.save_hyperparameters(ignore=["generator", "discriminator", "loss", "optimizer", "latent_discriminator",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gan_cli.config.ranges import PositiveInt
 from gan_cli.nets.resnet import ResnetBlock
 
 DOMAINS = ("A", "B")
@@ -63,7 +64,7 @@ class UNITGenerator(nn.Module):
     the other (or to itself: reconstruction), for gan-translate and the logged grids.
     """
 
-    def __init__(self, channels: int = 3, dim: int = 64, n_downsample: int = 2, n_res: int = 4,
+    def __init__(self, channels: PositiveInt = 3, dim: int = 64, n_downsample: int = 2, n_res: int = 4,
                  n_shared: int = 1) -> None:
         super().__init__()
         if not 0 < n_shared <= n_res:
@@ -120,7 +121,7 @@ class LatentDiscriminator(nn.Module):
     """The optional domain classifier on the shared code (the lecture's latent-space discriminator): strided 3x3
     convs with LeakyReLU(0.2), then a 1x1 conv giving a map of logits 'this code came from domain A'."""
 
-    def __init__(self, channels: int, width: int = 64, n_layers: int = 2) -> None:
+    def __init__(self, channels: PositiveInt, width: int = 64, n_layers: int = 2) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(n_layers):
