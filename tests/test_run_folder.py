@@ -64,3 +64,12 @@ def test_a_second_gan_train_in_the_same_folder_stops_at_once(tmp_path):
         first.wait()
     again = run_cli([*QUICK, f"hydra.run.dir={run}"], tmp_path, env=ENV)
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_the_default_run_folder_is_locked_too(tmp_path):
+    # the default folder's name is made of the model and data chosen (${hydra:runtime.choices.model})
+    result = run_cli([*QUICK, f"paths.log_dir={tmp_path / 'logs'}"], tmp_path, env={"PYTHONWARNINGS": "default"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RunFolderLock" not in result.stderr
+    locks = list((tmp_path / "logs").rglob(LOCK_FILE))
+    assert [lock.parent.parent.name for lock in locks] == ["dcgan_fake"]

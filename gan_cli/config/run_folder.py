@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -81,15 +82,17 @@ class RunFolderLock(Callback):
     sweep's folder), before Hydra writes the run's config into it."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._hold(config.hydra.run.dir)
+        self._hold(config, "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._hold(config.hydra.sweep.dir)
+        self._hold(config, "sweep")
 
     @staticmethod
-    def _hold(folder: str) -> None:
+    def _hold(config: DictConfig, mode: str) -> None:
+        # Hydra sets this only when the job starts; the folder's name needs it (${hydra:runtime.choices.model})
+        HydraConfig.instance().set_config(config)
         try:
-            hold_folder(Path(folder))
+            hold_folder(Path(config.hydra[mode].dir))
         except UserError as error:
             print(f"\ngan-cli error: {user_message(error)}\n", file=sys.stderr, flush=True)
             sys.exit(1)
