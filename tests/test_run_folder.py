@@ -73,3 +73,4 @@ def test_the_default_run_folder_is_locked_too(tmp_path):
     assert "RunFolderLock" not in result.stderr
     locks = list((tmp_path / "logs").rglob(LOCK_FILE))
     assert [lock.parent.parent.name for lock in locks] == ["dcgan_fake"]
+    assert (locks[0].parent / "checkpoints" / "last.ckpt").exists()  # the folder the run wrote into
