@@ -67,9 +67,10 @@ def test_cyclegan_sweep_and_ddp(tmp_path, image_pairs):
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "MEMBER: 2/2" in ddp.stdout + ddp.stderr
     checkpoint = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
-    # 6 image pairs over 2 processes at batch 1: 3 batches per process, so 3 fakes in each pool
+    # 6 image pairs over 2 processes at batch 1: 3 batches per process, so 3 fakes in each pool, kept per rank
     assert checkpoint["gan_cli"]["d_updates"] == 3
-    assert len(checkpoint["gan_cli"]["pools"]["fake_A"]["images"]) == 3
+    pools = [rank["fake_A"]["images"] for rank in checkpoint["gan_cli"]["pools"]]
+    assert [len(pool) for pool in pools] == [3, 3] and not torch.equal(*pools)  # each rank translated its share
 
 
 @pytest.mark.slow

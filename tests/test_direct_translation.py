@@ -82,7 +82,7 @@ def test_direct_translation_trains_keeps_the_feature_net_frozen_and_translates(m
     assert torch.equal(module.perceptual.network.body.conv2_2.weight, saved["features.7.weight"])
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert [k for k in checkpoint["state_dict"] if k.startswith("perceptual.")] == ["perceptual.network_sha256"]
-    assert len(checkpoint["gan_cli"]["pools"]["fake_B"]["images"]) == 6
+    assert len(checkpoint["gan_cli"]["pools"][0]["fake_B"]["images"]) == 6
 
     out = tmp_path / "translated"
     settings = {"ckpt_path": str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "output": str(out),
@@ -133,5 +133,5 @@ def test_resume_is_exact_with_the_perceptual_term(image_pairs, vgg16_file, tmp_p
     expected, resumed = resumed_and_uninterrupted(tmp_path, args)
     assert expected["global_step"] == resumed["global_step"] == 12
     assert same_state(expected["state_dict"], resumed["state_dict"])
-    pools = [run["gan_cli"]["pools"]["fake_B"]["images"] for run in (expected, resumed)]
+    pools = [run["gan_cli"]["pools"][0]["fake_B"]["images"] for run in (expected, resumed)]
     assert len(pools[0]) == 4 and torch.equal(*pools)

@@ -14,7 +14,7 @@ PACKAGE = ROOT / "gan_cli"
 
 #: gan_cli's rooms (top-level modules and packages), lowest floor first: a room imports only rooms of lower floors
 FLOORS = [
-    {"errors", "lightning_state"},
+    {"errors", "lightning_state", "rank_local"},
     {"config", "checkpoint", "text"},
     {"data", "nets"},
     {"metrics", "blending", "visuals"},

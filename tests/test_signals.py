@@ -106,3 +106,24 @@ def test_under_slurm_sigusr1_requeues_the_job_and_the_requeued_job_resumes_in_it
     assert "resuming from" in again.stdout + again.stderr
     resumed = final_tensors(run)
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+DDP = [*ARGS, "strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.log_every_n_steps=1"]
+
+
+def test_under_ddp_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_resumes_exactly(tmp_path):
+    # 64 images over 2 ranks: 2 batches an epoch each; the signal reaches rank 0 alone (its children are the
+    # other ranks), which has to tell rank 1
+    result = run_cli([*DDP, f"hydra.run.dir={tmp_path / 'straight'}"], tmp_path, env=ENV)
+    assert result.returncode == 0, result.stderr[-3000:]
+    straight = final_tensors(tmp_path / "straight")
+    run = tmp_path / "run"
+    status, output = signal_after_first_checkpoint(start([*DDP, f"hydra.run.dir={run}"], tmp_path), run,
+                                                   signal.SIGTERM)
+    assert status == 128 + signal.SIGTERM, output[-3000:]
+    assert "Stopped by SIGTERM after training step" in output and "Traceback" not in output
+    stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert stopped["epoch"] < 3
+    resumed = resume_with_the_printed_command(output, tmp_path, tmp_path / "resumed")
+    different = [k for k in straight if not torch.equal(straight[k], resumed[k])]
+    assert not different, f"{len(different)} tensors differ after the resume, e.g. {different[:3]}"

@@ -173,8 +173,8 @@ def test_resume_keeps_the_image_pools_and_the_schedule(make_cfg, image_pairs, tm
     for key, value in expected["state_dict"].items():
         assert torch.equal(value, got["state_dict"][key]), f"{key} differs after resume"
     for pool in ("fake_A", "fake_B"):
-        assert len(expected["gan_cli"]["pools"][pool]["images"]) == 4
-        assert torch.equal(expected["gan_cli"]["pools"][pool]["images"], got["gan_cli"]["pools"][pool]["images"])
+        assert len(expected["gan_cli"]["pools"][0][pool]["images"]) == 4
+        assert torch.equal(expected["gan_cli"]["pools"][0][pool]["images"], got["gan_cli"]["pools"][0][pool]["images"])
     assert expected["lr_schedulers"] == got["lr_schedulers"]
     assert [s["last_epoch"] for s in got["lr_schedulers"]] == [3, 3]
     for exp_opt, got_opt in zip(expected["optimizer_states"], got["optimizer_states"]):

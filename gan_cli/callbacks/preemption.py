@@ -1,7 +1,9 @@
 """Stopping a run on a signal without losing it: SIGTERM and SIGUSR1 (what SLURM and Kubernetes send before they
 pre-empt a job) and Ctrl-C make the run write a resumable checkpoint at the next step boundary (the end of the
 training batch), print the command that resumes it, and end with a non-zero exit status, 128 + the signal's
-number as a shell reports a killed command. A second Ctrl-C stops at once.
+number as a shell reports a killed command. A second Ctrl-C stops at once. Under DDP the ranks agree on
+stopping at the log steps (trainer.log_every_n_steps) and epoch ends, all at the same step, whichever of them
+was signalled.
 
 Under SLURM a SIGUSR1 (or submitit's SIGUSR2) also requeues the job (`scontrol requeue`, as Lightning's
 SLURMEnvironment does, but with the checkpoint written at a step boundary rather than inside the signal
@@ -24,7 +26,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
 from gan_cli.errors import RunInterrupted
-from gan_cli.lightning_state import at_last_batch
+from gan_cli.lightning_state import at_last_batch, logs_this_step
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ class Preemption(Checkpoint):
                            batch_idx: int) -> None:
         if at_last_batch(trainer):
             return  # answered at the epoch's end
+        if trainer.world_size > 1 and not logs_this_step(trainer):
+            return  # the ranks agree at log steps only: a collective (and a device sync) less on the others
         self.stop_if_signalled(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -4,7 +4,8 @@ one, with or without DataLoader workers) reads exactly the batches of an uninter
 - the order of epoch e is a permutation drawn from (seed, e) alone (`EpochShuffle`; Lightning calls its
   `set_epoch` as it does DistributedSampler's), and an item's random choices (crops, flips, the caption drawn, an
   unpaired partner) come from a generator seeded with (seed, e, index) (`SeededItems`): nothing depends on which
-  process or worker drew what before, and loading leaves the training step's random numbers alone;
+  process or worker drew what before, and loading leaves the training step's random numbers alone; under DDP
+  each rank reads its share of that permutation;
 - torchdata's StatefulDataLoader counts how far into the epoch it is, and Lightning keeps that count in every
   checkpoint, so a resumed run goes on with the next batch;
 - the seed is the run's `seed=`, or drawn once when there is none, and kept in checkpoints by the datamodule
@@ -13,6 +14,7 @@ one, with or without DataLoader workers) reads exactly the batches of an uninter
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import warnings
@@ -20,11 +22,12 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from gan_cli.errors import UserError
 from gan_cli.lightning_state import epoch_in_progress
+from gan_cli.rank_local import rank_and_world
 
 # torchdata 0.11 calls a deprecated torch function on every loader it builds: not the user's business
 warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
@@ -35,16 +38,28 @@ def mixed_seed(*values: int) -> int:
     return int(np.random.SeedSequence([v & 0xFFFFFFFFFFFFFFFF for v in values]).generate_state(1, np.uint64)[0] >> 1)
 
 
-class EpochShuffle(Sampler):
-    """Keys (epoch, index) of a permutation of `size` items drawn from (seed, epoch) alone.
+class EpochShuffle(DistributedSampler):
+    """Keys (epoch, index) of a permutation of `size` items drawn from (seed, epoch) alone; in a DDP run, this
+    rank's share of it (every `num_replicas`-th key, the permutation padded with its start to a whole number of
+    shares, as DistributedSampler does).
 
     Its state (the epoch, and how many keys the current pass has given) is in the loader's, so a loader restored
     in the middle of an epoch goes on where it stopped. The permutation is drawn when the first key is asked for,
     after Lightning has set the epoch (Lightning creates the loader's iterator before it calls `set_epoch`, and
-    a loader with workers asks for keys as soon as it is created: it is built knowing its first epoch)."""
+    a loader with workers asks for keys as soon as it is created: it is built knowing its first epoch).
 
-    def __init__(self, size: int, seed: int, epoch: int = 0) -> None:
+    A DistributedSampler, so that Lightning uses it as it is under DDP: it would wrap any other sampler in one
+    that shards a fixed list, losing the epoch and the position. DistributedSampler's own __init__ is not called:
+    it wants a process group even outside DDP."""
+
+    def __init__(self, size: int, seed: int, epoch: int = 0, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        default_rank, default_world = rank_and_world()
+        self.num_replicas = default_world if num_replicas is None else num_replicas
+        self.rank = default_rank if rank is None else rank
         self.size, self.seed, self.epoch = size, seed, epoch
+        self.num_samples = math.ceil(size / self.num_replicas)  # keys for each rank
+        self.total_size, self.shuffle, self.drop_last = self.num_samples * self.num_replicas, True, False
         self.given = 0  # keys given by the current pass
         self._resume_at = 0  # keys to skip at the start of the next pass (a restored position)
 
@@ -59,11 +74,13 @@ class EpochShuffle(Sampler):
     def _keys(self, start: int) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(mixed_seed(self.seed, self.epoch))
         order = torch.randperm(self.size, generator=generator).tolist()
-        for self.given, index in enumerate(order[start:], start=start + 1):
+        order = (order * math.ceil(self.total_size / self.size))[:self.total_size]
+        share = order[self.rank::self.num_replicas]
+        for self.given, index in enumerate(share[start:], start=start + 1):
             yield self.epoch, index
 
     def __len__(self) -> int:
-        return self.size
+        return self.num_samples
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "given": self.given}
@@ -73,7 +90,7 @@ class EpochShuffle(Sampler):
             return
         # a complete pass was saved at the end of its epoch: the next pass is the next epoch's (a loader with
         # workers draws its first keys before Lightning sets the epoch)
-        done = state["given"] >= self.size
+        done = state["given"] >= self.num_samples
         self.epoch, self.given = state["epoch"] + done, 0 if done else state["given"]
         self._resume_at = self.given
 

@@ -25,8 +25,10 @@ from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule, Critic
 from gan_cli.models.contract import Translator
+from gan_cli.nets.image_pool import ImagePool
 from gan_cli.nets.norm import init_weights_
 from gan_cli.nets.schedules import LinearDecay
+from gan_cli.rank_local import every_rank, this_ranks
 
 INFERENCE_MODES = ("eval", "paper")
 
@@ -36,7 +38,8 @@ class TranslationModel(AdversarialModule, Translator):
 
     Subclasses build their networks, name their generators in `GENERATORS` (direction -> attribute), write
     their own `training_step` (with `discriminator_loss` for the reference's halved D loss) and implement
-    `example_rows` for the logged grid.
+    `example_rows` for the logged grid. Those with pools of past translations name them in `image_pools`,
+    which checkpoints keep.
     """
 
     GENERATORS: dict[str, str] = {}
@@ -82,6 +85,25 @@ class TranslationModel(AdversarialModule, Translator):
         extra = [value for name, value in terms.items() if name not in ("real", "fake")]
         total = self.d_loss_weight * (terms["real"] + terms["fake"]) + sum(extra)
         return total, terms
+
+    # --- resume: the pools are part of the training state, one per DDP rank --------------------------
+    def image_pools(self) -> dict[str, ImagePool]:
+        """The pools of past translations by name (e.g. fake_B): none by default."""
+        return {}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.image_pools():
+            checkpoint["gan_cli"]["pools"] = every_rank({name: pool.state_dict()
+                                                         for name, pool in self.image_pools().items()})
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        pools = checkpoint.get("gan_cli", {}).get("pools")
+        if pools:
+            pools = this_ranks(pools) if isinstance(pools, list) else pools  # a dict: a checkpoint of before
+            for name, pool in self.image_pools().items():
+                pool.load_state_dict(pools[name])
 
     # --- data and pictures -------------------------------------------------------------------------
     def on_fit_start(self) -> None:

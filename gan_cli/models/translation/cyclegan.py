@@ -122,15 +122,5 @@ class CycleGAN(TranslationModel):
             rows.append(self.translate(real_B, "AtoB"))
         return rows
 
-    # --- resume: the pools are part of the training state ------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["gan_cli"]["pools"] = {"fake_A": self.fake_A_pool.state_dict(),
-                                          "fake_B": self.fake_B_pool.state_dict()}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        pools = checkpoint.get("gan_cli", {}).get("pools")
-        if pools:
-            self.fake_A_pool.load_state_dict(pools["fake_A"])
-            self.fake_B_pool.load_state_dict(pools["fake_B"])
+    def image_pools(self) -> dict[str, ImagePool]:
+        return {"fake_A": self.fake_A_pool, "fake_B": self.fake_B_pool}

@@ -91,13 +91,5 @@ class DirectTranslation(TranslationModel):
             rows.append(self.translate(self.example_B))
         return rows
 
-    # --- resume: the pool is part of the training state --------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["gan_cli"]["pools"] = {"fake_B": self.fake_pool.state_dict()}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        pools = checkpoint.get("gan_cli", {}).get("pools")
-        if pools:
-            self.fake_pool.load_state_dict(pools["fake_B"])
+    def image_pools(self) -> dict[str, ImagePool]:
+        return {"fake_B": self.fake_pool}
