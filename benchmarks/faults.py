@@ -4,13 +4,14 @@ command a user would type, and compared with an uninterrupted run in every tenso
 checkpoint (weights, buffers, optimizer moments, schedules, pools, random generators, the loops' progress, the
 loader's position).
 
-    python benchmarks/faults.py                 # 30 kills over seven model families (about 10 minutes on 2 cores)
+    python benchmarks/faults.py                 # 30 kills over seven model families (about 8 minutes on 2 cores)
     python benchmarks/faults.py --kills 6       # fewer
     python benchmarks/faults.py --seed 3        # other kill moments
 
 Every run writes last.ckpt after every batch (callbacks.last_checkpoint.every_n_train_steps), so that many
 kills land while a checkpoint is being written; the moment is drawn uniformly over the training time that
-follows the first checkpoint (measured on the uninterrupted run). Killed during a write, a run leaves a
+follows the first checkpoint (measured on the uninterrupted run), and drawn again (3 times at most) when the
+run ends before its kill. Killed during a write, a run leaves a
 half-written temporary file, which the resumed run removes. It prints, per kill, where it landed and whether
 the resumed run ended exactly like the uninterrupted one, then `kills survived exactly: N/N`.
 

@@ -1,5 +1,5 @@
-"""Exact resume everywhere: for a model of every family, in-memory data, image folders and captions, with 0 and
-2 DataLoader workers and with checkpoints at the end of each epoch or every few steps, a run killed after a
+"""Exact resume everywhere: for a model of every family, in-memory data, image folders and captions, with 0, 2
+and 3 DataLoader workers and with checkpoints at the end of each epoch or every few steps, a run killed after a
 random batch (seeded: the test repeats) and resumed from its last.ckpt ends with a checkpoint equal to an
 uninterrupted run's in every tensor and counter (weights, buffers, optimizer moments, schedules, pools, random
 generators, the loops' progress, the loader's position). Real SIGKILLs: tests/test_resume.py, make bench-faults."""
@@ -43,7 +43,7 @@ CELLS = {
     "capsnet-memory-epoch": (["model=capsnet", "model.network.conv_channels=8", "model.network.primary_capsules=4",
                               "model.network.primary_dim=4", "model.decoder.hidden=[16]", *FAKE,
                               "data.image_size=28", "data.num_classes=10"], 9),
-    "classifier-memory-2workers-mid": (["model=classifier", *FAKE, "data.num_classes=10", "data.num_workers=2",
+    "classifier-memory-3workers-mid": (["model=classifier", *FAKE, "data.num_classes=10", "data.num_workers=3",
                                         *MID], 9),
 }
 
