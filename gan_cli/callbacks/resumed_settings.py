@@ -21,7 +21,7 @@ from gan_cli.lightning_state import configured_optimizers
 log = logging.getLogger(__name__)
 
 #: settings a resumed run applies as they are: how it is carried out, not what it learns
-CARRIED_OUT = ("trainer.", "callbacks.", "logger.", "metrics.", "paths.", "hparams_search.", "launcher.",
+CARRIED_OUT = ("trainer.", "engine.", "callbacks.", "logger.", "metrics.", "paths.", "hparams_search.", "launcher.",
                "debug.", "ckpt_path", "optimized_metric", "optimized_direction", "task_name", "data.num_workers",
                "data.pin_memory", "data.batch_size")
 #: model settings that go into the optimizers and their schedules (ResumedSettings writes them there)

@@ -66,6 +66,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
         callbacks.append(build_callback(cfg.metrics))
     if not cfg.trainer.get("enable_progress_bar", True):  # else Lightning refuses the configured bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    if cfg.get("engine"):
+        callbacks.append(instantiate(cfg.engine))
     callbacks.append(LoopRestart())
     if cfg.trainer.get("enable_checkpointing", True):  # a checkpoint callback, which Lightning refuses without it
         callbacks.append(Preemption(task_overrides()))

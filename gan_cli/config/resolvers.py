@@ -4,6 +4,7 @@
     ${gan_cli.log2:256}              8: the depth of a U-Net that reduces 256 px to 1 px
     ${gan_cli.resnet_blocks:256}     9 residual blocks at 256 px and above, 6 below (Zhu et al. 2017)
     ${gan_cli.load_size:256}         286: the resize before a random crop, 286/256 of the crop
+    ${gan_cli.fast_precision:auto}   bf16-mixed where the device trained on has bf16, else 32-true
 """
 
 from __future__ import annotations
@@ -19,11 +20,25 @@ def _log2(n: int) -> int:
     return round(math.log2(n))
 
 
+def _fast_precision(accelerator: str) -> str:
+    """bf16-mixed where `accelerator` (the trainer's: auto, gpu, cuda, cpu) computes in bf16 natively (Ampere and
+    later GPUs; CPUs with AVX512-BF16 or AMX, where oneDNN runs bf16 convolutions), else 32-true (emulated bf16
+    is slower than fp32)."""
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() \
+        else "32-true"
+
+
 RESOLVERS = {
     "gan_cli.add": lambda *values: sum(values),
     "gan_cli.log2": _log2,
     "gan_cli.resnet_blocks": lambda size: 9 if int(size) >= 256 else 6,
     "gan_cli.load_size": lambda crop: round(int(crop) * 286 / 256),
+    "gan_cli.fast_precision": _fast_precision,
 }
 
 

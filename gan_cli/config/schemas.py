@@ -61,6 +61,7 @@ class TrainConfig:
     tricks: Any = None               # name -> trick node (conf/tricks/), e.g. tricks=[ema,r1]
     text_encoder: Any = None         # a _target_ node: turns captions into embeddings (conf/text_encoder/)
     trainer: Any = MISSING
+    engine: Any = None               # a _target_ node: gan_cli.callbacks.engine.Engine (conf/engine/)
     callbacks: Any = field(default_factory=dict)
     logger: Any = field(default_factory=dict)
     paths: Any = MISSING

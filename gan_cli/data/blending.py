@@ -159,7 +159,7 @@ class BlendingDataModule(ResumableLoading, pl.LightningDataModule):
     def __init__(self, dataset: Callable[..., Dataset], root: str | None = None, image_size: PositiveInt = 64,
                  load_size: PositiveInt = 64, ratio: float = 0.5, paste_at: str = "center", channels: PositiveInt = 3,
                  batch_size: PositiveInt = 64, num_workers: NonNegativeInt = 2, mean: Sequence[float] = (0.5, 0.5, 0.5),
-                 std: Sequence[float] = (0.5, 0.5, 0.5), pin_memory: bool = False, drop_last: bool = True) -> None:
+                 std: Sequence[float] = (0.5, 0.5, 0.5), pin_memory: bool | None = None, drop_last: bool = True) -> None:
         super().__init__()
         if root is not None and "root" not in inspect.signature(dataset).parameters:
             raise UserError(f"data.root={root} is not used by this dataset; remove it, or pick data=blending_folder.")

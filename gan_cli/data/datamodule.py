@@ -135,7 +135,7 @@ class ImageDataModule(ResumableLoading, pl.LightningDataModule):
     def __init__(self, dataset: Callable[..., Dataset], image_size: PositiveInt, channels: PositiveInt,
                  num_classes: int = 0, root: str | None = None, batch_size: PositiveInt = 64,
                  num_workers: NonNegativeInt = 0, mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,),
-                 in_memory: bool = False, pin_memory: bool = False, drop_last: bool = True,
+                 in_memory: bool = False, pin_memory: bool | None = None, drop_last: bool = True,
                  labels_per_class: PositiveInt | None = None, labelled_seed: int = 0) -> None:
         super().__init__()
         if labels_per_class is not None:

@@ -114,10 +114,14 @@ class SeededItems(Dataset):
 
 class WholeBatches(Dataset):
     """An in-memory dataset (`images`, `labels` tensors, deterministic) that a loader asks for a whole batch at a
-    time (PyTorch's `__getitems__`): two indexing operations instead of fetching and stacking images one by one."""
+    time (PyTorch's `__getitems__`): two indexing operations instead of fetching and stacking images one by one.
+    With a `device` (engine.data_on_device) the tensors are copied there once and batches are indexed there."""
 
-    def __init__(self, items: Dataset) -> None:
-        self.items = items
+    def __init__(self, items: Dataset, device: torch.device | None = None) -> None:
+        self.items, self.device = items, device
+        self.images, self.labels = items.images, items.labels
+        if device is not None:
+            self.images, self.labels = self.images.to(device), self.labels.to(device)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -127,7 +131,9 @@ class WholeBatches(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict:
         index = torch.as_tensor(indices)
-        return {"image": self.items.images[index], "label": self.items.labels[index]}
+        if self.device is not None and self.device.type == "cuda":  # a pageable copy would wait for the GPU
+            index = index.pin_memory().to(self.device, non_blocking=True)
+        return {"image": self.images[index], "label": self.labels[index]}
 
 
 class EpochKeys(Dataset):
@@ -169,15 +175,26 @@ class ResumableLoading:
         self._loading_seed = state_dict.get("loading_seed", self._loading_seed)
 
 
+def pinned(datamodule) -> bool:
+    """Whether batches are put in pinned memory (a faster, asynchronous copy to a GPU): `data.pin_memory`, or when
+    it is null (the default) whenever the run trains on a GPU."""
+    if datamodule.pin_memory is not None:
+        return datamodule.pin_memory
+    trainer = datamodule.trainer
+    return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+
 def batch_loader(datamodule, dataset: Dataset, train: bool, in_memory: bool = False) -> DataLoader:
     """Batches of `dataset` with the datamodule's batch size and workers: for training in the resumable order
     of the module docstring and (with the datamodule's `drop_last`) without a ragged last batch, a set smaller
     than one batch being refused; otherwise in order and complete. `in_memory`: `dataset` holds `images` and
     `labels` tensors and is served a whole batch at a time."""
     seed = datamodule.loading_seed
+    device = getattr(datamodule, "data_device", None) if train and in_memory else None
+    workers = 0 if device is not None else datamodule.num_workers  # device tensors stay in this process
     # a loader of its own generator (its workers' seeds): building or restarting one leaves the global one alone
-    options = dict(batch_size=datamodule.batch_size, num_workers=datamodule.num_workers,
-                   pin_memory=datamodule.pin_memory, persistent_workers=datamodule.num_workers > 0,
+    options = dict(batch_size=datamodule.batch_size, num_workers=workers,
+                   pin_memory=device is None and pinned(datamodule), persistent_workers=workers > 0,
                    generator=torch.Generator().manual_seed(seed))
     if not train:
         return DataLoader(WholeBatches(dataset) if in_memory else dataset,
@@ -187,7 +204,7 @@ def batch_loader(datamodule, dataset: Dataset, train: bool, in_memory: bool = Fa
             f"The dataset has {len(dataset)} training images, fewer than one batch (data.batch_size="
             f"{datamodule.batch_size}). Lower data.batch_size or add images."
         )
-    items = EpochKeys(WholeBatches(dataset)) if in_memory else SeededItems(dataset, seed)
+    items = EpochKeys(WholeBatches(dataset, device)) if in_memory else SeededItems(dataset, seed)
     epoch = epoch_in_progress(datamodule.trainer) if datamodule.trainer is not None else 0
     return StatefulDataLoader(items, sampler=EpochShuffle(len(dataset), seed, epoch), drop_last=datamodule.drop_last,
                               collate_fn=keep_batch if in_memory else None, **options)

@@ -40,7 +40,7 @@ class PointsDataModule(ResumableLoading, pl.LightningDataModule):
     def __init__(self, layout: str = "ring8", size: int = 10000, std: float = 0.02, scale: float = 2.5, seed: int = 0,
                  batch_size: PositiveInt = 512, num_workers: NonNegativeInt = 0, image_size: PositiveInt = 1,
                  channels: PositiveInt = 2, num_classes: int = 0, drop_last: bool = True,
-                 pin_memory: bool = False) -> None:
+                 pin_memory: bool | None = None) -> None:
         super().__init__()
         if image_size != 1 or channels != 2:
             raise ValueError("2-D points are (2, 1, 1) images: data.image_size=1, data.channels=2")

@@ -198,7 +198,7 @@ class TranslationDataModule(ResumableLoading, pl.LightningDataModule):
                  load_size: PositiveInt = 286, preprocess: str = "resize_and_crop", flip: bool = True,
                  direction: str = "AtoB", channels: PositiveInt = 3, batch_size: PositiveInt = 1,
                  num_workers: NonNegativeInt = 2, mean: Sequence[float] = (0.5, 0.5, 0.5),
-                 std: Sequence[float] = (0.5, 0.5, 0.5), pin_memory: bool = False, drop_last: bool = True) -> None:
+                 std: Sequence[float] = (0.5, 0.5, 0.5), pin_memory: bool | None = None, drop_last: bool = True) -> None:
         super().__init__()
         if root is not None and "root" not in inspect.signature(dataset).parameters:
             raise UserError(f"data.root={root} is not used by this dataset; remove it, or pick "

@@ -16,7 +16,9 @@ def _input_gradients(critic: Callable[[Tensor], Tensor], points: Tensor) -> Tens
     BatchNorm couples them; the papers' critics avoid it).
     """
     points = points.detach().requires_grad_(True)
-    (grads,) = torch.autograd.grad(critic(points).sum(), points, create_graph=True)
+    # compiled networks (engine.compile) have no double backward: the penalty's own pass runs them eagerly
+    with torch.compiler.set_stance("force_eager"):
+        (grads,) = torch.autograd.grad(critic(points).sum(), points, create_graph=True)
     return grads.flatten(1)
 
 

@@ -66,6 +66,9 @@ class AdversarialModule(GenerativeModule):
     def discriminators(self) -> list[nn.Module]:
         raise NotImplementedError
 
+    def networks(self) -> list[nn.Module]:
+        return [*self.generators(), *self.discriminators()]
+
     def inference_generator(self, generator: nn.Module) -> nn.Module:
         """The network to draw samples with in place of `generator` (e.g. its moving average, tricks=[ema])."""
         for trick in self.tricks.values():

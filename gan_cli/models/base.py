@@ -42,6 +42,15 @@ class GenerativeModule(pl.LightningModule):
         """Named image batches (in data space) with the number of images per grid row."""
         return {}
 
+    # --- the networks (what engine.compile compiles) ----------------------------------------------
+    def networks(self) -> list[nn.Module]:
+        """The networks the training step calls: by default the direct sub-modules that hold parameters."""
+        return [child for child in self.children() if any(True for _ in child.parameters())]
+
+    def compile_refusal(self) -> str:
+        """Why this model cannot train with compiled networks (engine.compile), or "" if it can."""
+        return ""
+
     # --- non-finite losses -------------------------------------------------------------------------
     def track_finite(self, name: str, loss: Tensor) -> None:
         """Remember the first step at which `loss` stopped being finite, without a device sync."""

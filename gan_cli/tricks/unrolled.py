@@ -52,7 +52,9 @@ class _WithTensors(nn.Module):
         self.network, self.tensors = network, tensors
 
     def forward(self, *args):
-        return torch.func.functional_call(self.network, self.tensors, args)
+        # the unrolled weights are differentiated twice, which compiled networks (engine.compile) cannot be
+        with torch.compiler.set_stance("force_eager"):
+            return torch.func.functional_call(self.network, self.tensors, args)
 
 
 class _DifferentiableStep:
@@ -89,7 +91,7 @@ class _DifferentiableStep:
             weight = weight * (1 - lr * decay)
         elif decay:
             grad = grad + decay * weight
-        step = float(state.get("step", 0)) + 1
+        step = state.get("step", 0) + 1  # a tensor on the GPU with a fused optimizer: not read on the host
         m = beta1 * state.get("exp_avg", torch.zeros_like(weight)) + (1 - beta1) * grad
         v = beta2 * state.get("exp_avg_sq", torch.zeros_like(weight)) + (1 - beta2) * grad * grad
         state.update(step=step, exp_avg=m, exp_avg_sq=v)

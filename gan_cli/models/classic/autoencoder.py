@@ -153,8 +153,9 @@ class ImageCoder(GenerativeModule, SelfEvaluating):
         terms = self.objective(batch["image"], training=True)
         minimised = terms.get("objective", terms["loss"])
         self.track_finite("loss", minimised)
-        for name, value in terms.items():
-            self.log(f"train/{name}", value.detach(), prog_bar=name == "loss")
+        if self.logs_this_step:  # logging every step would cost time for values Lightning does not write
+            for name, value in terms.items():
+                self.log(f"train/{name}", value.detach(), prog_bar=name == "loss")
         return minimised
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -134,10 +134,11 @@ class CapsNet(HeldOutAccuracy, LabelClassifier):
         loss = margin if reconstruction is None else margin + self.hparams.reconstruction_weight * reconstruction
         self.track_finite("loss", loss)
         self.train_accuracy.update(lengths.detach(), labels)
-        self.log("train/loss", loss.detach(), prog_bar=True)
-        self.log("train/margin_loss", margin.detach())
-        if reconstruction is not None:
-            self.log("train/reconstruction_sse", reconstruction.detach())
+        if self.logs_this_step:  # logging every step would cost time for values Lightning does not write
+            self.log("train/loss", loss.detach(), prog_bar=True)
+            self.log("train/margin_loss", margin.detach())
+            if reconstruction is not None:
+                self.log("train/reconstruction_sse", reconstruction.detach())
         self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True)
         return loss
 

@@ -114,7 +114,8 @@ class Classifier(HeldOutAccuracy, LabelClassifier):
         loss = F.cross_entropy(logits, labels)
         self.track_finite("loss", loss)
         self.train_accuracy.update(logits.detach(), labels)
-        self.log("train/loss", loss.detach(), prog_bar=True)
+        if self.logs_this_step:  # logging every step would cost time for values Lightning does not write
+            self.log("train/loss", loss.detach(), prog_bar=True)
         self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True)
         return loss
 
