@@ -24,7 +24,7 @@ train: $(STAMP) ## train the default job (DCGAN on the embedded MNIST digits); e
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)
 
-bench: $(STAMP) ## training throughput through gan-train vs a plain PyTorch loop
+bench: $(STAMP) ## training speed: gan-train (default and engine=fast) vs a plain loop, the hardware's tight loop, and the reference implementations with ARGS="--refs DIR"
 	$(BIN)/python benchmarks/throughput.py $(ARGS)
 
 bench-faults: $(STAMP) ## random SIGKILLs across the model families, each resumed and compared exactly (ARGS="--kills 6")

@@ -10,9 +10,11 @@ What it does, all offline on the CPU (minutes):
    would score with this many images), over several random halvings and sample seeds;
 4. the accuracy of the classifier on cgan samples of each requested label (100 per label).
 
-Targets (issue 5): cgan label accuracy >= 95%; Fréchet distance within 3x of the real-vs-real floor.
+Targets (issue 5): cgan label accuracy >= 95%; Fréchet distance within 3x of the real-vs-real floor. With --fast,
+both are trained a second time with engine=fast (bf16 where the hardware has it, channels-last; compiled on a GPU),
+which must learn as well: its rows are expected within the seeds' spread of the default ones.
 
-    python benchmarks/quality.py [--seeds 5] [--out outputs/bench-quality] [--quick]
+    python benchmarks/quality.py [--seeds 5] [--out outputs/bench-quality] [--quick] [--fast]
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="random halvings of the held-out digits and sample seeds")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-quality"), help="where the three runs go")
     parser.add_argument("--quick", action="store_true", help="10 batches per model: checks the script, not the models")
+    parser.add_argument("--fast", action="store_true", help="also train both with engine=fast and compare")
     args = parser.parse_args()
     quiet_frameworks()
     from gan_cli.assembly import load_model
@@ -109,17 +112,21 @@ def main() -> None:
 
     models = {}
     for name in ("dcgan", "cgan"):
-        ckpt, seconds = train_run(name, [f"model={name}", "data=mnist_5k"], args.out, args.quick)
-        models[name], _ = load_model(ckpt)
-        print(f"{name} trained in {seconds:.0f} s", flush=True)
+        for engine in ("eager", "fast") if args.fast else ("eager",):
+            shown = name if engine == "eager" else f"{name} engine=fast"
+            overrides = [f"model={name}", "data=mnist_5k", f"engine={engine}"]
+            ckpt, seconds = train_run(shown.replace(" ", "_"), overrides, args.out, args.quick)
+            models[shown], _ = load_model(ckpt)
+            print(f"{shown} trained in {seconds:.0f} s", flush=True)
 
     splits = [halves(labels, seed) for seed in range(args.seeds)]
     floor = [frechet(features, real[a], real[b]) for a, b in splits]
-    distances = {name: [frechet(features, real[b], samples(model, datamodule, len(b), seed, name == "cgan"))
+    distances = {name: [frechet(features, real[b], samples(model, datamodule, len(b), seed, name.startswith("cgan")))
                         for seed, (_, b) in enumerate(splits)] for name, model in models.items()}
     judged = Evaluator(features, classifier=features, scores=["fid"], num_samples=2, samples_per_label=100)
     label_scores = judged.evaluate(models["cgan"], datamodule)
     per_label = {int(k.rsplit("_", 1)[1]): v for k, v in label_scores.items() if k.startswith("label_accuracy_")}
+    fast_labels = judged.evaluate(models["cgan engine=fast"], datamodule) if args.fast else None
 
     floor_mean = statistics.fmean(floor)
     print(f"\nDigit classifier: {100 * accuracy:.1f}% accuracy on the {len(labels)} held-out digits "
@@ -136,6 +143,8 @@ def main() -> None:
           f"(target >= 95%: {'met' if label_scores['label_accuracy'] >= 0.95 else 'NOT met'}); "
           f"lowest: label {worst} at {100 * per_label[worst]:.0f}%")
     print("  per label: " + "  ".join(f"{k}:{100 * v:.0f}%" for k, v in sorted(per_label.items())))
+    if fast_labels is not None:
+        print(f"cgan engine=fast label accuracy: {100 * fast_labels['label_accuracy']:.1f}%")
 
 
 if __name__ == "__main__":

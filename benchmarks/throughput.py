@@ -1,48 +1,45 @@
 #!/usr/bin/env python
-"""Training throughput (images/s) of gan-train against a plain PyTorch loop doing the same work.
+"""Training throughput (images/s) of gan-train, with its default engine and with engine=fast, beside a plain
+PyTorch loop doing the same work, the hardware's practical limit and the reference implementations.
 
-    python benchmarks/throughput.py                 # cuda if available, else cpu
+    python benchmarks/throughput.py                        # cuda if available, else cpu
     python benchmarks/throughput.py --device cpu --quick
-    python benchmarks/throughput.py --models cyclegan,pix2pix
+    python benchmarks/throughput.py --models cyclegan,pix2pix --refs refs/
 
-For each model (DCGAN-64; the MLP GAN of Goodfellow et al.; CycleGAN at 128 px; pix2pix at 256 px) it
-measures, in one process, a. gan-train's real path and b. a plain PyTorch loop over the same networks, data,
-optimizers and loss objects doing per batch what the model's training_step does. Each side and its data are
-described and defined in benchmarks/throughput_cases.py; the timing mechanics in benchmarks/throughput_timing.py.
+Per case (DCGAN-64; on a GPU also at batch 256; the MLP GAN of Goodfellow et al.; CycleGAN; pix2pix) it measures,
+in one process, alternating the order every repeat:
 
-Both sides time the same steady state: N whole batches, from the start of batch W (after W warm-up
-batches) to the start of batch W+N (a callback's on_train_batch_start for gan-train), so start-up
-(imports, config composition, building, the first batches) and end-of-epoch work (checkpoint, sample
-grid, learning-rate schedules) are outside the timed window. The epoch holds exactly W+N+1 batches
-(data.dataset.size for data=fake; as many images written for the folders), so no epoch boundary falls
-inside it. Log steps (trainer.log_every_n_steps, 50 by default) fall inside the window in their
-natural proportion for the MLP GAN (N is a multiple of 50); for the MLP GAN the first log step (which
-pays one-time set-up) is a warm-up batch. The other models' windows hold no log step: their epochs are
-shorter than 50 batches (a log step costs a few gradient norms, small next to a translation model's
-batch on a CPU). Just before each window both sides run gc.collect(), so the full collection of the
-objects left by start-up does not land in one side's window (see `throughput_timing.settle`), and the
-whole run uses fixed malloc thresholds, so that page faults do not depend on which side ran before
-(see `throughput_timing.steady_allocator`).
+  eager      gan-train's real path with the default engine (benchmarks/throughput_cases.py says what it runs);
+  fast       the same with engine=fast (bf16 where the device has it, channels-last, and on a GPU compiled
+             networks with CUDA graphs, fused Adam, data kept on the GPU); on a GPU, for the cases where bf16
+             must pay, also `fast fp32` (engine=fast trainer.precision=32-true);
+  plain      a plain eager PyTorch loop over the same networks, data, optimizers and loss objects;
+  limit      for the GAN cases, the same networks in a tight loop on a batch already on the device, bf16 and
+             channels-last, on a GPU captured whole in one CUDA graph: the practical limit, with its TFLOP/s;
+  reference  with --refs DIR: pytorch/examples' DCGAN (DIR/examples/dcgan/main.py) and junyanz's CycleGAN and
+             pix2pix (DIR/cyclegan: its models, options and util folders), their own training steps.
 
-The translation models are slow on a CPU at batch 1, so their windows are 10 and 20 batches after 2 warm-up
-batches, 3 repeats per side; --quick shortens every window and --models picks a subset. Other busy processes
-slow the translation models far more than their share of the CPU (several times, at batch 1). How long a run
-takes, and the measured figures: benchmarks/RESULTS.md#make-bench.
+The gan-train and plain sides time the same steady state: whole batches from the start of batch W to the start of
+batch W+N of an epoch of W+N+1 batches, so start-up and end-of-epoch work stay outside (throughput_timing.py says
+how garbage collection and malloc are kept out of the comparison). N is the case's window, made longer where the
+fastest side would finish it in under --min-seconds (2 s by default), so that every window lasts at least that;
+the limit and reference loops run for at least --min-seconds too. Log steps fall in the windows in their natural
+proportion where N reaches trainer.log_every_n_steps (50). The time from the command to the first training step
+(a real `gan-train` process) is printed for both engines, and with --default-job the time of `make train`'s job
+from the command to its last checkpoint.
 
-Measurements are repeated (a and b alternating, the order flipped every repeat) and the median is
-reported, with the spread of the repeats: on a small shared machine the spread is often larger than
-the 3% the target allows. The exit status is 0 whatever the ratio: this is a benchmark, not a test.
+The medians of the repeats are reported with their spread ((max - min) / median). Figures:
+benchmarks/RESULTS.md#make-bench. The exit status is 0 whatever the ratios: this is a benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
+import math
 import os
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -53,135 +50,91 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput_cases import Case, make_cases, run_overrides  # noqa: E402  (same folder)
-from throughput_timing import make_timer, settle, steady_allocator, sync  # noqa: E402
+from throughput_report import report  # noqa: E402
+from throughput_sides import (  # noqa: E402
+    compose_train,
+    measure_gan_train,
+    measure_limit,
+    measure_plain,
+    measure_reference,
+)
+from throughput_startup import seconds_of_default_job, seconds_to_first_step  # noqa: E402
+from throughput_timing import steady_allocator  # noqa: E402
 
-TARGET = 0.97
-
-
-# --- config ----------------------------------------------------------------------------------------
-def compose_train(overrides: list[str], output_dir: Path):
-    """The config `gan-train <overrides>` runs with, writing into output_dir (as tests/conftest.py does)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from gan_cli.config.schemas import register_schemas
-
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with initialize_config_module(version_base="1.3", config_module="gan_cli.conf"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-        cfg.paths.output_dir = str(output_dir)
-    GlobalHydra.instance().clear()
-    return cfg
+__all__ = ["compose_train", "main", "quiet_frameworks"]  # what the other benchmarks import from here
 
 
-# --- a. gan-train's path ---------------------------------------------------------------------------
-def measure_gan_train(case: Case, overrides: list[str], device: str, threads: int, warmup: int, timed: int,
-                      workdir: Path, show_progress: bool) -> float:
-    from gan_cli.commands.train import build, log_config, startup_objects_frozen
-
-    torch.set_num_threads(threads)
-    cfg = compose_train(overrides, workdir)
-    datamodule, model, trainer = build(cfg)
-    timer = make_timer(warmup, timed, device, threads)
-    trainer.callbacks.append(timer)
-    log_config(trainer, cfg)  # as gan_cli.commands.train.train does before fitting
-    # Lightning's TQDM progress bar writes to stdout: send it to /dev/null (it still renders every
-    # refresh_rate batches, as for a user) so that the table stays readable.
-    with contextlib.ExitStack() as stack:
-        if not show_progress:
-            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
-        # the call gan_cli.commands.train.train makes (no checkpoint to resume from)
-        stack.enter_context(startup_objects_frozen())
-        trainer.fit(model, datamodule=datamodule, ckpt_path=None, weights_only=True)
-    if timer.threads_seen != {threads}:
-        print(f"  warning: torch threads during the gan-train window: {sorted(timer.threads_seen)}, "
-              f"expected {threads}", flush=True)
-    return timed * case.batch_size / timer.seconds
-
-
-# --- b. the plain loop -----------------------------------------------------------------------------
-def build_plain(case: Case, overrides: list[str], device: str, workdir: Path):
-    """The plain loop's training step, networks (named as the model's attributes) and DataLoader, built with
-    gan_cli.commands.train.build's seed and order (data, then the networks): the same initial weights as
-    gan-train."""
-    import pytorch_lightning as pl
-    from hydra.utils import instantiate
-
-    cfg = compose_train(overrides, workdir)
-    assert cfg.loss.d_steps == 1, "the plain loops do one D and one G update per batch"
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
-    step, nets = case.plain(cfg, device)
-    datamodule.setup("fit")
-    return step, nets, datamodule.train_dataloader()
-
-
-def measure_plain(case: Case, overrides: list[str], device: str, threads: int, warmup: int, timed: int,
-                  workdir: Path) -> float:
-    torch.set_num_threads(threads)
-    step, _, loader = build_plain(case, overrides, device, workdir)
-    start = end = None
-    batches = iter(loader)
-    for i in range(warmup + timed + 1):
-        batch = next(batches)
-        if i == warmup:
-            settle(device)
-            start = time.perf_counter()
-        elif i == warmup + timed:
-            sync(device)
-            end = time.perf_counter()
-            break
-        step(batch)
-    assert torch.get_num_threads() == threads
-    return timed * case.batch_size / (end - start)
-
-
-# --- main ------------------------------------------------------------------------------------------
-MODELS = ("dcgan", "mlp", "cyclegan", "pix2pix")  # the keys of make_cases, in its order
-
-
-def rate(images_per_s: float) -> str:
-    """1 decimal, or 3 below 10 images/s (the translation models on a CPU)."""
-    return f"{images_per_s:.1f}" if images_per_s >= 10 else f"{images_per_s:.3f}"
+# --- main ---------------------------------------------------------------------------------------------
+MODELS = ("dcgan", "dcgan256", "mlp", "vae", "cyclegan", "pix2pix")  # the keys of make_cases (dcgan256 on a GPU only)
 
 
 def quiet_frameworks() -> None:
     """Keep the table readable: no Lightning banners, model summaries or dataloader-worker advice."""
     warnings.filterwarnings("ignore")
-    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch", "gan_cli"):
+    for name in ("pytorch_lightning", "lightning", "lightning_fabric", "lightning.pytorch", "gan_cli", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> None:
-    """All repeats of one case, gan-train and plain alternating (the order flipped every repeat), into
-    case.results."""
+def sides(case: Case, args: argparse.Namespace) -> dict[str, list[str]]:
+    """side -> the overrides added to the case's for the gan-train sides (None for the loops)."""
+    chosen = {"eager": [], "fast": ["engine=fast"], "plain": None}
+    if case.fp32_too and args.device == "cuda":
+        chosen["fast fp32"] = ["engine=fast", "trainer.precision=32-true"]
+    if case.limit:
+        chosen["limit"] = None
+    if case.reference and args.refs:
+        chosen["reference"] = None
+    return chosen
+
+
+def window(case: Case, args: argparse.Namespace, tmp: Path) -> tuple[int, int]:
+    """(warm-up, timed) batches of the gan-train and plain windows: the case's, or more where the limit loop (or
+    the plain loop) would take under --min-seconds for them; on a GPU at least 20 warm-up batches, in which the
+    fast engine compiles and records its CUDA graphs."""
     warmup = case.quick_warmup if args.quick else case.warmup
     timed = case.quick_timed if args.quick else case.timed
-    repeats = args.repeats or (1 if args.quick else case.repeats)
-    print(f"{case.name}: batch {case.batch_size}, {warmup} warm-up + {timed} timed batches, "
-          f"{repeats} repeat(s) per side", flush=True)
+    if args.device == "cuda":
+        warmup = max(warmup, 20)
+    if args.quick:
+        return warmup, timed
+    overrides = run_overrides(case, 1) + case.data(tmp / f"{case.key}_data", case.batch_size * (warmup + timed + 1))
+    if case.limit:
+        rate, _ = measure_limit(case, overrides, args.device, args.threads, 1.0, tmp / "calibration")
+    else:
+        rate = measure_plain(case, overrides, args.device, args.threads, 1, 3, tmp / "calibration")
+    return warmup, max(timed, math.ceil(args.min_seconds * rate / case.batch_size))
+
+
+def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> None:
+    """All repeats of every side of one case, the order flipped every repeat, into case.results."""
     began = time.perf_counter()
-    overrides = run_overrides(case, warmup, timed, tmp / f"{case.key}_data")
+    warmup, timed = window(case, args, tmp)
+    repeats = args.repeats or (1 if args.quick else 5 if args.device == "cuda" else case.repeats)
+    chosen = sides(case, args)
+    print(f"{case.name}: batch {case.batch_size}, {warmup} warm-up + {timed} timed batches, {repeats} repeat(s) of "
+          f"{', '.join(chosen)}", flush=True)
+    batches = warmup + timed + 1
+    overrides = run_overrides(case, batches) + case.data(tmp / f"{case.key}_data", case.batch_size * batches)
+    min_seconds = 0.2 if args.quick else args.min_seconds
     for r in range(repeats):
-        order = ("gan-train", "plain") if r % 2 == 0 else ("plain", "gan-train")
-        for side in order:
-            workdir = tmp / f"{case.key}_{side}_{r}"
-            if side == "gan-train":
-                value = measure_gan_train(case, overrides, args.device, args.threads, warmup, timed, workdir,
-                                          args.show_progress)
-            else:
+        for side in (list(chosen) if r % 2 == 0 else list(reversed(chosen))):
+            workdir = tmp / f"{case.key}_{side}_{r}".replace(" ", "_")
+            if chosen[side] is not None:
+                value = measure_gan_train(case, [*overrides, *chosen[side]], args.device, args.threads, warmup,
+                                          timed, workdir, args.show_progress)
+            elif side == "plain":
                 value = measure_plain(case, overrides, args.device, args.threads, warmup, timed, workdir)
+            elif side == "limit":
+                value, case.notes[side] = measure_limit(case, overrides, args.device, args.threads, min_seconds,
+                                                        workdir)
+            else:
+                value, case.notes[side] = measure_reference(case, args.refs, args.device, args.threads, min_seconds)
             shutil.rmtree(workdir, ignore_errors=True)  # the run's checkpoint: 0.7 GB for pix2pix
-            case.results[side].append(value)
-            print(f"  repeat {r + 1}/{repeats}  {side:<9}  {rate(value):>9} images/s", flush=True)
-        pair = case.results["gan-train"][-1] / case.results["plain"][-1]
-        print(f"  repeat {r + 1}/{repeats}  ratio of this pair: {pair:.3f}", flush=True)
+            case.results.setdefault(side, []).append(value)
+            print(f"  repeat {r + 1}/{repeats}  {side:<10} {value:>10.3f} images/s", flush=True)
+    if not args.quick or args.first_step:
+        for side in ("eager", "fast"):
+            case.notes[f"first step {side}"] = f"{seconds_to_first_step([*overrides, *chosen[side]]):.1f} s"
     print(f"  {case.name} took {time.perf_counter() - began:.0f} s", flush=True)
 
 
@@ -191,10 +144,18 @@ def main(argv: list[str] | None = None) -> int:
                         default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="a very short run (a smoke check, noisy numbers)")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="measurements per side (default: 5 for the MLP GAN, 3 for the others; 1 with --quick)")
+                        help="measurements per side (default: 5 on a GPU; on a CPU 5 for the MLP GAN, 3 for the "
+                             "others; 1 with --quick)")
+    parser.add_argument("--min-seconds", type=float, default=2.0, help="the shortest timed window (default: 2)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch.set_num_threads for every measurement (default: %(default)s)")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: %(default)s")
+    parser.add_argument("--models", default=None, help=f"comma-separated subset of: {', '.join(MODELS)}")
+    parser.add_argument("--refs", type=Path, default=None,
+                        help="a folder with examples/dcgan/main.py (pytorch/examples) and cyclegan/ (junyanz's "
+                             "models, options, util): measure the reference implementations too")
+    parser.add_argument("--first-step", action="store_true", help="with --quick: time the first step too")
+    parser.add_argument("--default-job", action="store_true",
+                        help="also time make train's job, both engines, from the command to its last checkpoint")
     parser.add_argument("--show-progress", action="store_true",
                         help="let the progress bar write to the terminal (by default it renders into /dev/null)")
     args = parser.parse_args(argv)
@@ -202,15 +163,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: no CUDA device is available")
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    wanted = {m.strip() for m in args.models.split(",") if m.strip()}
-    if not wanted or wanted - set(MODELS):
-        parser.error(f"--models: choose from {', '.join(MODELS)}")
-    cases = [c for c in make_cases(args.device) if c.key in wanted]
+    available = make_cases(args.device)
+    wanted = {m.strip() for m in (args.models or ",".join(c.key for c in available)).split(",") if m.strip()}
+    if not wanted or wanted - {c.key for c in available}:
+        parser.error(f"--models: choose from {', '.join(c.key for c in available)}")
+    if args.refs is not None and not (args.refs / "examples" / "dcgan" / "main.py").is_file() \
+            and not (args.refs / "cyclegan" / "models").is_dir():
+        parser.error(f"--refs {args.refs}: neither examples/dcgan/main.py nor cyclegan/models/ is there")
+    cases = [c for c in available if c.key in wanted]
 
     import pytorch_lightning as pl
 
     quiet_frameworks()  # after the import: pytorch_lightning sets its logger's level when imported
-
     steady_allocator()
     torch.set_num_threads(args.threads)
     dev_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
@@ -225,25 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gan-cli-bench-") as tmp:
         for case in cases:
             run_case(case, args, Path(tmp))
-
+    jobs = {}
+    if args.default_job:
+        jobs = {"eager": seconds_of_default_job([]), "fast": seconds_of_default_job(["engine=fast"])}
     print()
-    header = (f"{'model':<16} {'images/s gan-train':>18} {'images/s plain':>15} {'ratio':>7} {'spread':>7}   "
-              f"target ratio >= {TARGET}")
-    print(header)
-    print("-" * len(header))
-    for case in cases:
-        framework = statistics.median(case.results["gan-train"])
-        plain = statistics.median(case.results["plain"])
-        ratio = framework / plain
-        # the larger relative range (max - min) / median of the two sides' repeats: the noise level
-        spread = max((max(v) - min(v)) / statistics.median(v) for v in case.results.values())
-        verdict = "meets the target" if ratio >= TARGET else "BELOW the target"
-        if abs(ratio - TARGET) < spread:
-            verdict += " (within the noise)"
-        spread_text = f"{spread:>6.1%}" if len(case.results["plain"]) > 1 else f"{'-':>6}"
-        print(f"{case.name:<16} {rate(framework):>18} {rate(plain):>15} {ratio:>7.3f} {spread_text}   {verdict}")
-    print(f"\nimages/s: medians of the repeats; ratio = gan-train / plain; spread = largest (max - min) / median "
-          f"of one side's repeats.\ntotal {time.perf_counter() - began:.0f} s"
+    report(cases, args.device, jobs)
+    print(f"\ntotal {time.perf_counter() - began:.0f} s"
           + (f"; load average at end: {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""))
     return 0
 

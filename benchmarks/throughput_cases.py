@@ -1,7 +1,7 @@
 """The cases benchmarks/throughput.py measures: for each model, the gan-train overrides, the training data, and
 the plain PyTorch loop that does the same work.
 
-For each model (DCGAN-64; the MLP GAN of Goodfellow et al.; CycleGAN at 128 px; pix2pix at 256 px) the
+For each model (DCGAN-64; the MLP GAN of Goodfellow et al.; the VAE; CycleGAN at 128 px; pix2pix at 256 px) the
 benchmark measures, in one process:
 
   a. gan-train's real path: the config a user gets from `gan-train model=... data=... ...` (composed by
@@ -17,6 +17,7 @@ benchmark measures, in one process:
          loss halved (`gan_cli.nets.ImagePool`, weights initialised by `gan_cli.nets.norm.init_weights_`);
        - pix2pix: G(input); one D update on (input, target) vs (input, detached output), halved; then one
          G update on the adversarial term + 100 * L1, D frozen.
+       - VAE: one Adam update on the negative ELBO, computed by the model's own `objective` (no Lightning).
      The translation models' learning-rate schedules (LambdaLR) step only at epoch end, after the timed
      window, and start at factor 1, so the plain loops use the constant model.lr and have none.
      Checked by hand: from the same seed, both sides' weights after the same batches are bit-identical
@@ -56,34 +57,52 @@ class Case:
     plain: Callable[..., tuple[Step, dict[str, nn.Module]]]  # builds the plain loop's networks and its step
     batch_size: int
     warmup: int  # batches before the timed window
-    timed: int  # batches in the timed window
+    timed: int  # batches in the timed window (at least; longer where a window would last under --min-seconds)
     quick_warmup: int
     quick_timed: int
     repeats: int  # default number of repeats per side
-    results: dict[str, list[float]] = field(default_factory=lambda: {"gan-train": [], "plain": []})
+    limit: bool = False  # a GAN step: measure benchmarks/throughput_limit.limit_gan beside it
+    reference: str | None = None  # "dcgan", "cycle_gan" or "pix2pix": the reference implementation (--refs)
+    fp32_too: bool = False  # on a GPU also engine=fast in fp32, to show what bf16 gains
+    results: dict[str, list[float]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # side -> what it is, TFLOP/s, ...
 
 
 def make_cases(device: str) -> list[Case]:
-    trainer = "trainer=gpu" if device == "cuda" else "trainer=cpu"
+    """The cases for `device`: on a GPU, DCGAN-64 also at batch 256 and the translation models at 256 px with the
+    default data settings (workers, pinned memory); on a CPU, CycleGAN at 128 px and no workers (a worker
+    competes with the training step for 2 cores)."""
+    gpu = device == "cuda"
+    trainer = "trainer=gpu" if gpu else "trainer=cpu"
     run = ["logger=tensorboard", "callbacks=default", trainer]
-    common = ["data=fake", "data.batch_size=64", *run]
-    translation = ["data.batch_size=1", "data.num_workers=0", *run]  # the papers' batch size
-    return [
-        Case("dcgan", "DCGAN-64", ["model=dcgan", *common, "data.image_size=64", "data.channels=3",
-                                   "data.mean=[0.5,0.5,0.5]", "data.std=[0.5,0.5,0.5]",
-                                   "model.generator.ngf=64", "model.discriminator.ndf=64"],
-             fake_images, plain_gan, batch_size=64, warmup=2, timed=20, quick_warmup=1, quick_timed=3, repeats=3),
-        Case("mlp", "MLP GAN (32px)", ["model=gan", *common, "data.image_size=32", "data.channels=1"],
+    common = ["data=fake", *run]
+    translation = ["data.batch_size=1", *run, *([] if gpu else ["data.num_workers=0"])]  # the papers' batch size
+    dcgan = ["model=dcgan", *common, "data.image_size=64", "data.channels=3", "data.mean=[0.5,0.5,0.5]",
+             "data.std=[0.5,0.5,0.5]", "model.generator.ngf=64", "model.discriminator.ndf=64"]
+    cases = [
+        Case("dcgan", "DCGAN-64", [*dcgan, "data.batch_size=64"], fake_images, plain_gan, batch_size=64, warmup=2,
+             timed=20, quick_warmup=1, quick_timed=3, repeats=3, limit=True, reference="dcgan"),
+        Case("mlp", "MLP GAN (32px)", ["model=gan", *common, "data.batch_size=64", "data.image_size=32",
+                                       "data.channels=1"],
              fake_images, plain_gan, batch_size=64, warmup=20, timed=200, quick_warmup=20, quick_timed=20,
-             repeats=5),
-        Case("cyclegan", "CycleGAN-128", ["model=cyclegan", "data=unpaired_folder", "data.crop_size=128",
-                                          *translation],
+             repeats=5, limit=True),
+        Case("cyclegan", f"CycleGAN-{256 if gpu else 128}", ["model=cyclegan", "data=unpaired_folder",
+                                                              f"data.crop_size={256 if gpu else 128}", *translation],
              unpaired_images, plain_cyclegan, batch_size=1, warmup=2, timed=10,
-             quick_warmup=1, quick_timed=2, repeats=3),
+             quick_warmup=1, quick_timed=2, repeats=3, reference="cycle_gan", fp32_too=True),
         Case("pix2pix", "pix2pix-256", ["model=pix2pix", "data=paired_folder", "data.crop_size=256", *translation],
              paired_images, plain_pix2pix, batch_size=1, warmup=2, timed=20,
-             quick_warmup=1, quick_timed=2, repeats=3),
+             quick_warmup=1, quick_timed=2, repeats=3, reference="pix2pix"),
     ]
+    cases.insert(2, Case("vae", "VAE (28px)", ["model=vae", *common, "data.batch_size=64", "data.image_size=28",
+                                               "data.channels=1"],
+                         fake_images, plain_vae, batch_size=64, warmup=20, timed=200, quick_warmup=20, quick_timed=20,
+                         repeats=5))
+    if gpu:
+        cases.insert(1, Case("dcgan256", "DCGAN-64 batch 256", [*dcgan, "data.batch_size=256"], fake_images,
+                             plain_gan, batch_size=256, warmup=2, timed=20, quick_warmup=1, quick_timed=3, repeats=3,
+                             limit=True, reference="dcgan", fp32_too=True))
+    return cases
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -118,12 +137,9 @@ def paired_images(folder: Path, count: int) -> list[str]:
     write_pngs(folder / "train", count, 512, 256, seed=2)
     return [f"data.root={folder}"]
 
-def run_overrides(case: Case, warmup: int, timed: int, data_folder: Path) -> list[str]:
-    """The case's overrides for one epoch of exactly warmup + timed + 1 batches (the timed window ends at
-    the start of the last one), with the data for them written into data_folder where files are needed."""
-    batches = warmup + timed + 1
-    return [*case.overrides, *case.data(data_folder, case.batch_size * batches), "trainer.max_epochs=1",
-            f"++trainer.limit_train_batches={batches}"]
+def run_overrides(case: Case, batches: int) -> list[str]:
+    """The case's overrides for one epoch of exactly `batches` batches (its data is made by `case.data`)."""
+    return [*case.overrides, "trainer.max_epochs=1", f"++trainer.limit_train_batches={batches}"]
 
 
 # --- b. the plain loop -----------------------------------------------------------------------------
@@ -255,3 +271,17 @@ def plain_pix2pix(cfg, device: str) -> tuple[Step, dict[str, nn.Module]]:
             update(opt_g, loss.g_loss(critic(fake_B)) + lambda_L1 * F.l1_loss(fake_B, real_B))
 
     return step, {"G": G, "D": D}
+
+
+def plain_vae(cfg, device: str) -> tuple[Step, dict[str, nn.Module]]:
+    """VAE.training_step: the negative ELBO of the batch (the model's own `objective`, its networks built by its
+    constructor), one Adam update."""
+    from hydra.utils import instantiate
+
+    model = instantiate(cfg.model).to(device).train()
+    optimizer = model.configure_optimizers()
+
+    def step(batch: dict) -> None:
+        update(optimizer, model.objective(batch["image"].to(device), training=True)["loss"])
+
+    return step, {"encoder": model.encoder, "decoder": model.decoder}

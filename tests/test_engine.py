@@ -177,3 +177,38 @@ def test_pinned_memory_follows_the_device_unless_set(make_cfg):
     assert pinned(datamodule) is False  # a CPU run
     datamodule.pin_memory = True
     assert pinned(datamodule) is True
+
+
+class SyncIsAnError:
+    """torch.cuda.set_sync_debug_mode("error") from the second epoch on (the first compiles and records graphs),
+    on the batches that are not log steps."""
+
+    def __init__(self) -> None:
+        import pytorch_lightning as pl
+
+        from gan_cli.lightning_state import logs_this_step
+
+        class Callback(pl.Callback):
+            checked = 0
+
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+                if trainer.current_epoch >= 1 and not logs_this_step(trainer):
+                    torch.cuda.set_sync_debug_mode("error")
+                    Callback.checked += 1
+
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                torch.cuda.set_sync_debug_mode("default")
+
+        self.callback = Callback()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (on a CPU, "
+                    "test_no_device_value_is_read_on_the_host_between_log_steps checks every model instead)")
+@pytest.mark.parametrize("model", ["dcgan", "gan", "cgan", "vae"])
+def test_on_a_gpu_no_step_of_the_fast_engine_synchronises(make_cfg, model):
+    datamodule, module, trainer = build(make_cfg(*quick(model, None, None), *SPARSE_LOGS, "trainer=gpu",
+                                                 "trainer.max_epochs=3", "trainer.enable_progress_bar=true"))
+    check = SyncIsAnError()
+    trainer.callbacks.insert(len(trainer.callbacks) - 2, check.callback)
+    trainer.fit(module, datamodule=datamodule)  # a synchronising call raises inside the step
+    assert check.callback.checked >= 4

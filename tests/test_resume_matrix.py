@@ -1,5 +1,5 @@
 """Exact resume everywhere: for a model of every family, in-memory data, image folders and captions, with 0, 2
-and 3 DataLoader workers and with checkpoints at the end of each epoch or every few steps, a run killed after a
+and 3 DataLoader workers, with the fast engine (bf16, channels-last, compiled networks) and with checkpoints at the end of each epoch or every few steps, a run killed after a
 random batch (seeded: the test repeats) and resumed from its last.ckpt ends with a checkpoint equal to an
 uninterrupted run's in every tensor and counter (weights, buffers, optimizer moments, schedules, pools, random
 generators, the loops' progress, the loader's position). Real SIGKILLs: tests/test_resume.py, make bench-faults."""
@@ -30,6 +30,8 @@ def folders(layout: str, pairs: dict) -> list[str]:
 CELLS = {
     "dcgan-memory-0workers-epoch": ([*SMALL["dcgan"], *FAKE], 9),
     "dcgan-memory-2workers-mid": ([*SMALL["dcgan"], *FAKE, "data.num_workers=2", *MID], 9),
+    "dcgan-engine_fast-mid": ([*SMALL["dcgan"], *FAKE, "engine=fast", *MID], 9),  # bf16 where the CPU has it
+    "dcgan-compiled-epoch": ([*SMALL["dcgan"], *FAKE, "engine=fast", "engine.compile=true"], 9),
     "cyclegan-folders-2workers-mid": (["model=cyclegan", *SMALL["cyclegan"], *MID], "unpaired"),
     "pix2pix-folders-2workers-epoch": (["model=pix2pix", *SMALL["pix2pix"]], "paired"),
     "text_cgan-captions-mid": (["model=text_cgan", "data=mnist_5k_captions", "text_encoder=hashing",
