@@ -41,7 +41,9 @@ class HostReads(TorchFunctionMode):
                 self.found.append((name, "".join(traceback.format_stack(limit=14)[:-1])))
         result = func(*args, **kwargs)
         from_host = name in FACTORIES and kwargs.get("device") in (None, "cpu") and not tensors
-        if isinstance(result, torch.Tensor) and (from_host or (tensors and all(t in self.host for t in tensors))):
+        moved = name in ("to", "cuda", "type_as")  # on a GPU these may put a host tensor on the device
+        derived = bool(tensors) and all(t in self.host for t in tensors)
+        if isinstance(result, torch.Tensor) and not moved and (from_host or derived):
             self.host.add(result)
         return result
 
