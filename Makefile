@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install train test bench bench-faults bench-translation bench-quality bench-lectures bench-blending \
+.PHONY: help install train test tensorboard bench bench-faults bench-translation bench-quality bench-lectures bench-blending \
         bench-unit bench-text clean clean-runs
 
 help: ## list the targets
@@ -23,6 +23,9 @@ train: $(STAMP) ## train the default job (DCGAN on the embedded MNIST digits); e
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)
+
+tensorboard: $(STAMP) ## TensorBoard over every run in outputs/ (then open http://localhost:6006)
+	$(BIN)/tensorboard --logdir outputs
 
 bench: $(STAMP) ## training speed: gan-train (default and engine=fast) vs a plain loop, the hardware's tight loop, and the reference implementations with ARGS="--refs DIR"
 	$(BIN)/python benchmarks/throughput.py $(ARGS)

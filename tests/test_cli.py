@@ -166,9 +166,11 @@ def test_non_finite_loss_through_the_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_configs(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+def test_the_wheel_ships_the_configs_without_packaging_warnings(tmp_path):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
+                            "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, text=True)
+    absent = [line for line in (built.stdout + built.stderr).splitlines() if "absent from the `packages`" in line]
+    assert not absent, f"{len(absent)} config folders missing from pyproject's packages, e.g. {absent[0]}"
     (wheel,) = tmp_path.glob("gan_cli-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = {f"gan_cli/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
@@ -193,3 +195,23 @@ def test_a_loss_for_a_model_without_an_adversarial_game_is_refused(make_cfg, ove
 
     with pytest.raises(UserError, match=rf"model=classifier has no adversarial loss, so {override} would change nothing"):
         build(make_cfg("model=classifier", override, *QUICK[:3]))
+
+
+@pytest.mark.slow
+def test_a_run_says_where_it_writes_before_it_trains_and_its_tensorboard_command_works_as_typed(tmp_path):
+    """Without the virtual environment on PATH (not activated), the printed command names the installed program."""
+    import os
+    import shlex
+
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != bin_dir)
+    result = run_cli([*QUICK, *SMALL["dcgan"], "logger=tensorboard", "trainer.enable_progress_bar=true",
+                      f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, env={"PATH": path})
+    assert result.returncode == 0, said(result)
+    out = result.stdout
+    assert out.index("Run folder:") < out.index("Epoch 0"), "the folder is told before the first step"
+    command = next(line for line in out.splitlines() if "watch it:" in line).split("watch it:", 1)[1]
+    program = shlex.split(command)[:-2]
+    shown = subprocess.run([*program, "--version"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PATH": path})
+    assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr

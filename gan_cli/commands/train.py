@@ -6,6 +6,8 @@ import gc
 import logging
 import os
 import shlex
+import shutil
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -118,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.callbacks.append(ResumedSettings())
         log.info("Resuming from %s", ckpt_path)
     log_config(trainer, cfg)
+    announce(trainer)
     with startup_objects_frozen():
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     write_hparams_view(trainer, cfg)
@@ -176,6 +179,25 @@ def log_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
                                 else cfg[k] for k in ("model", "data", "trainer", "seed") if k in cfg})
 
 
+def tensorboard_command(logdir: Path) -> str:
+    """The TensorBoard command for `logdir` that works as typed: `tensorboard` if the shell finds the one installed
+    with gan-cli, else its full path (a virtual environment that is not activated)."""
+    beside = Path(sys.executable).parent / "tensorboard"
+    found = shutil.which("tensorboard")
+    program = "tensorboard" if found and (not beside.exists() or Path(found).resolve() == beside.resolve()) \
+        else shlex.quote(str(beside)) if beside.exists() else f"{shlex.quote(sys.executable)} -m tensorboard.main"
+    return f"{program} --logdir {shlex.quote(str(logdir))}"
+
+
+@rank_zero_only
+def announce(trainer: pl.Trainer) -> None:
+    """Where the run writes and how to watch it, before the first step."""
+    lines = [f"Run folder: {Path(trainer.default_root_dir).resolve()}"]
+    lines += [f"  watch it:  {tensorboard_command(Path(logger.log_dir).resolve())}" for logger in trainer.loggers
+              if isinstance(logger, TensorBoardLogger)]
+    print("\n".join(lines), flush=True)
+
+
 @rank_zero_only
 def report(trainer: pl.Trainer) -> None:
     """Tell the user where the results are (what is to paste on a command line is quoted for a shell)."""
@@ -191,7 +213,7 @@ def report(trainer: pl.Trainer) -> None:
         lines.append(f"  sample grids: {run / 'samples'}  (latest: {', '.join(latest)})")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            lines.append(f"  TensorBoard:  tensorboard --logdir {shlex.quote(str(Path(logger.log_dir).resolve()))}")
+            lines.append(f"  TensorBoard:  {tensorboard_command(Path(logger.log_dir).resolve())}")
     print("\n".join(lines), flush=True)
 
 
