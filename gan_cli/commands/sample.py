@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -12,10 +13,13 @@ from torch import Tensor
 from torchvision.utils import save_image
 
 from gan_cli.assembly import load_model
+from gan_cli.commands import latent_walks as walks
 from gan_cli.data.datamodule import denormalize
 from gan_cli.errors import UserError
-from gan_cli.models.contract import ChainSampler, LabelClassifier, Sampler, TextSampler, Translator
+from gan_cli.models.contract import ChainSampler, LabelClassifier, LatentSampler, Sampler, TextSampler, Translator
 from gan_cli.visuals import save_each, to_grid
+
+ANIMATIONS = (".gif", ".mp4", ".webm", ".avi", ".mov")
 
 
 def sample(cfg: DictConfig) -> Path:
@@ -44,10 +48,18 @@ def sample(cfg: DictConfig) -> Path:
         if not 0 <= cfg.label < num_classes:
             raise UserError(f"label={cfg.label} is out of range: this model knows labels 0 to {num_classes - 1}.")
         labels = torch.full((n,), cfg.label, dtype=torch.long, device=model.device)
-    elif num_classes:  # row r is all label r
-        per_row = cfg.nrow or max(1, n // num_classes)
-        labels = torch.arange(n, device=model.device) // per_row % num_classes
-        nrow = per_row
+    elif num_classes and cfg.get("chain"):  # a row per sample (its chain), the labels in turn
+        labels = torch.arange(n, device=model.device) % num_classes
+    elif num_classes:  # a whole row per label: at least num_samples images, every row full
+        nrow = cfg.nrow or math.ceil(n / num_classes)
+        n = nrow * num_classes
+        labels = torch.arange(num_classes, device=model.device).repeat_interleave(nrow)
+    mean, std = run_config["data"]["mean"], run_config["data"]["std"]
+    if cfg.get("interpolate") is not None or cfg.get("truncation") is not None:
+        return sample_latents(model, cfg, n, labels, nrow, output, to_folder, mean, std)
+    if output.suffix.lower() in ANIMATIONS:
+        raise UserError(f"output={cfg.output} is an animation: it shows a walk through latent space, so add "
+                        "interpolate=K (K images from one latent point to the next).")
     if cfg.get("chain"):  # one row per sample: its image at each level, coarse to fine
         if to_folder:
             raise UserError(f"chain=true writes one grid (a row per sample): give output=FILE.png, not the folder "
@@ -56,8 +68,38 @@ def sample(cfg: DictConfig) -> Path:
         images, nrow = torch.stack(levels, dim=1).flatten(0, 1), len(levels)
     else:
         images = model.sample(n, labels, **sampler_options(model, cfg))
-    mean, std = run_config["data"]["mean"], run_config["data"]["std"]
     return write_images(images, cfg.output, output, to_folder, mean, std, lambda: to_grid(images, nrow, mean, std))
+
+
+def sample_latents(model, cfg: DictConfig, n: int, labels: Tensor | None, nrow: int, output: Path, to_folder: bool,
+                   mean, std) -> Path:
+    """truncation= and interpolate=: images from chosen latent vectors; a walk a row (a grid), or an animated GIF
+    of the walks side by side."""
+    if not isinstance(model, LatentSampler):
+        raise UserError(f"interpolate= and truncation= choose the latent vectors of models that draw from Gaussian "
+                        f"noise (model=gan, dcgan, cgan, vae); this checkpoint holds {type(model).__name__}, whose "
+                        "samples come otherwise. Leave them out.")
+    if cfg.get("chain"):
+        raise UserError("chain=true cannot be combined with interpolate= or truncation=: leave chain= out.")
+    if cfg.interpolate is None:
+        images = model.generate(walks.latents(model, n, cfg.truncation), labels)
+        return write_images(images, cfg.output, output, to_folder, mean, std, lambda: to_grid(images, nrow, mean, std))
+    steps = cfg.interpolate
+    if steps < 2:
+        raise UserError(f"interpolate={steps}: give the number of images of each walk, 2 or more (e.g. 8).")
+    count = max(1, cfg.num_samples // steps)  # walks: num_samples images in all
+    walk_labels = None
+    if model.num_classes:
+        walk_labels = torch.full((count,), cfg.label, device=model.device) if cfg.label is not None \
+            else torch.arange(count, device=model.device) % model.num_classes
+    if output.suffix.lower() == ".gif":
+        frames = walks.walk_frames(model, count, steps, walk_labels, cfg.truncation)
+        walks.save_gif(frames, output, cfg.nrow or walks.grid_width(count), mean, std)
+        return output
+    if output.suffix.lower() in ANIMATIONS:
+        raise UserError(f"output={cfg.output}: animations are written as GIF files; give output=NAME.gif.")
+    images = walks.walk_grid(model, count, steps, walk_labels, cfg.truncation)
+    return write_images(images, cfg.output, output, to_folder, mean, std, lambda: to_grid(images, steps, mean, std))
 
 
 def requested_captions(model, cfg: DictConfig) -> list[str]:

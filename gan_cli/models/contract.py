@@ -7,6 +7,7 @@ capability declares below; a model lists its capabilities among its base classes
 | Sampler         | gan, dcgan, cgan, infogan, ssgan, lapgan, text_cgan,     | gan-sample, gan-eval (FID/KID/IS),    |
 |                 | stackgan, vae, rbm                                       | the mode-coverage callback            |
 | ChainSampler    | lapgan                                                   | gan-sample chain=true                 |
+| LatentSampler   | gan, dcgan, cgan, vae                                    | gan-sample interpolate=, truncation=  |
 | TextSampler     | text_cgan, stackgan                                      | gan-sample text= / text_file=         |
 | Translator      | pix2pix, cyclegan, unit, direct_translation              | gan-translate, gan-eval               |
 | LabelClassifier | classifier, dbn, capsnet                                 | gan-eval (held-out accuracy)          |
@@ -52,6 +53,18 @@ class ChainSampler(Sampler):
     @abstractmethod
     def chain(self, n: int, labels: Tensor | None = None) -> list[Tensor]:
         """Each level's images of `n` samples, coarse to fine, all at the full size; the last is the sample."""
+
+
+class LatentSampler(Sampler):
+    """Draws images from latent vectors z ~ N(0, I) of `latent_dim` that it can be given, so that gan-sample can
+    walk between them (interpolate=) and truncate them (truncation=)."""
+
+    latent_dim: int = 0
+
+    @abstractmethod
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images (in data space, eval mode) for the latent vectors `z` (n, latent_dim) and, for a conditional
+        model, their labels."""
 
 
 class TextSampler(Sampler):

@@ -28,12 +28,12 @@ from gan_cli.config.ranges import NonNegativeFloat, PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.reconstruction import bernoulli_nll, gaussian_nll, kl_to_standard_normal, reparameterize
 from gan_cli.models.classic.autoencoder import ImageCoder, evaluating
-from gan_cli.models.contract import Sampler
+from gan_cli.models.contract import LatentSampler
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
-class VAE(ImageCoder, Sampler):
+class VAE(ImageCoder, LatentSampler):
     """Encoder (-> 2 * code_dim numbers: mu, log sigma^2) and decoder (code -> a logit per pixel)."""
 
     def __init__(self, encoder: Callable[..., nn.Module], decoder: Callable[..., nn.Module],
@@ -98,8 +98,17 @@ class VAE(ImageCoder, Sampler):
         """`n` images decoded from z ~ N(0, I), in the data's normalisation. The VAE is unconditional."""
         if labels is not None:
             raise UserError("model=vae draws from one prior for all images: it takes no label (leave out label=).")
+        return self.generate(torch.randn(n, self.code_dim, device=self.device))
+
+    @property
+    def latent_dim(self) -> int:
+        return self.code_dim
+
+    @torch.no_grad()
+    def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Images decoded from codes `z` (the prior's points), in the data's normalisation."""
         with evaluating(self):
-            return self.decode(torch.randn(n, self.code_dim, device=self.device))
+            return self.decode(z)
 
     @torch.no_grad()
     def visuals(self) -> dict[str, tuple[Tensor, int]]:

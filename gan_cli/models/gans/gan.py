@@ -18,7 +18,7 @@ from gan_cli.config.ranges import PositiveFloat, PositiveInt
 from gan_cli.errors import UserError
 from gan_cli.losses.adversarial import AdversarialLoss
 from gan_cli.models.adversarial import AdversarialModule, Critic
-from gan_cli.models.contract import Sampler
+from gan_cli.models.contract import LatentSampler, Sampler
 
 
 class NoiseToImage(Sampler):
@@ -32,7 +32,7 @@ class NoiseToImage(Sampler):
         return self.generate(self.sample_noise(n), labels)
 
 
-class GAN(AdversarialModule, NoiseToImage):
+class GAN(AdversarialModule, NoiseToImage, LatentSampler):
     """A generator G(z[, y]) and a discriminator D(x[, y]) trained against each other.
 
     The networks are conditional when the generator has `num_classes` > 0: the label of each real
