@@ -17,7 +17,7 @@ FLOORS = [
     {"errors", "lightning_state", "rank_local"},
     {"config", "checkpoint", "text"},
     {"data", "nets"},
-    {"metrics", "blending", "visuals"},
+    {"metrics", "blending", "visuals", "trackers"},
     {"losses"},
     {"models"},
     {"tricks"},

@@ -26,8 +26,12 @@ GROUPS = ("loss", "data", "tricks", "metrics", "text_encoder", "callbacks", "log
           "experiment", "debug", "launcher", "hparams_search")
 
 
+#: options whose resolved values depend on the machine (absolute paths, whether the user has a W&B account)
+MACHINE_DEPENDENT = {("logger", "wandb"), ("logger", "mlflow"), ("logger", "many")}
+
+
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml"))
+    return sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml") if (group, p.stem) not in MACHINE_DEPENDENT)
 
 
 def runs() -> dict[str, list[str]]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import TensorBoardLogger
 from torchvision.utils import save_image
 
 from gan_cli.models.contract import Sampler
+from gan_cli.trackers import log_image
 
 
 class ModeCoverage(pl.Callback):
@@ -31,9 +31,7 @@ class ModeCoverage(pl.Callback):
             self._draw(trainer, datamodule.scatter(samples), pl_module.batches_seen)
 
     def _draw(self, trainer: pl.Trainer, image, step: int) -> None:
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("images/scatter", image, step)
+        log_image(trainer.loggers, "scatter", image, step, f"epoch{trainer.current_epoch:03d}")
         folder = Path(trainer.default_root_dir) / self.dirname
         folder.mkdir(parents=True, exist_ok=True)
         save_image(image, folder / f"scatter_epoch{trainer.current_epoch:03d}.png")

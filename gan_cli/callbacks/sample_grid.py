@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import save_image
 
+from gan_cli.trackers import log_image
 from gan_cli.visuals import to_grid
 
 
@@ -40,9 +40,7 @@ class SampleGrid(pl.Callback):
         mean, std = getattr(trainer.datamodule, "mean", [0.5]), getattr(trainer.datamodule, "std", [0.5])
         for name, (images, nrow) in visuals.items():
             grid = to_grid(images, nrow, mean, std)
-            for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_image(f"images/{name}", grid, step)
+            log_image(trainer.loggers, name, grid, step, tag)
             if self.save_png:
                 folder = Path(trainer.default_root_dir) / self.dirname
                 folder.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from gan_cli.config.schemas import validate_targets
 from gan_cli.errors import UserError
 from gan_cli.loggers.hparams_view import write_hparams_view
 from gan_cli.models.adversarial import AdversarialModule
+from gan_cli.trackers import finish as finish_trackers
 from gan_cli.tricks.base import model_name
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,34 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+#: logger target -> the package it needs
+TRACKER_PACKAGES = {"WandbLogger": "wandb", "MLFlowLogger": "mlflow-skinny", "CometLogger": "comet-ml",
+                    "NeptuneLogger": "neptune"}
+
+
+def instantiate_loggers(group: DictConfig | None) -> list[Any]:
+    """The `logger` group's loggers; a tracker whose package is not installed is named with how to install it."""
+    loggers = []
+    for name, node in (group or {}).items():
+        if not (isinstance(node, DictConfig) and "_target_" in node):
+            continue
+        store = str(node.get("tracking_uri") or "")
+        if store.startswith("sqlite:///"):  # MLflow's local store: SQLite makes the file, not its folder
+            Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            loggers.append(instantiate(node))
+        except Exception as error:
+            missing = isinstance(error, ModuleNotFoundError) or isinstance(error.__cause__, ModuleNotFoundError) \
+                or "not installed" in str(error)
+            package = TRACKER_PACKAGES.get(str(node._target_).rsplit(".", 1)[-1])
+            if not (missing and package):
+                raise
+            raise UserError(f"logger={name} needs the {package} package, which is not installed: pip install "
+                            f"'gan-cli[trackers]' (or pip install {package}), or choose another logger "
+                            "(logger=tensorboard, csv).") from error
+    return loggers
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
@@ -73,7 +102,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     callbacks.append(LoopRestart())
     if cfg.trainer.get("enable_checkpointing", True):  # a checkpoint callback, which Lightning refuses without it
         callbacks.append(Preemption(task_overrides()))
-    loggers = instantiate_group(cfg.get("logger"))
+    loggers = instantiate_loggers(cfg.get("logger"))
     plugins = [AtomicCheckpointIO()]
     if SLURMEnvironment.detect():  # SLURM's requeue signal is handled at a step boundary by Preemption
         plugins.append(SLURMEnvironment(auto_requeue=False))
@@ -121,9 +150,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info("Resuming from %s", ckpt_path)
     log_config(trainer, cfg)
     announce(trainer)
-    with startup_objects_frozen():
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    write_hparams_view(trainer, cfg)
+    try:
+        with startup_objects_frozen():
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        write_hparams_view(trainer, cfg)
+    finally:  # a sweep's next job gets a W&B run of its own, even after a failed one
+        finish_trackers(trainer.loggers)
     report(trainer)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 

@@ -9,6 +9,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from gan_cli.evaluation.evaluator import Evaluator
 from gan_cli.metrics.record import append_record, new_record
+from gan_cli.trackers import log_record
 
 
 class QualityMetrics(pl.Callback):
@@ -36,3 +37,4 @@ class QualityMetrics(pl.Callback):
         record = new_record(results, self.evaluator.last_protocol, epoch=trainer.current_epoch, step=step,
                             seed=self.evaluator.seed)
         append_record(Path(trainer.default_root_dir) / "checkpoints" / "metrics.json", record)
+        log_record(trainer.loggers, record)
