@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from gan_cli.errors import UserError
 from gan_cli.metrics.features import as_feature_network
 from gan_cli.metrics.ranks import rank_and_world, rank_seed, rank_share, share
-from gan_cli.metrics.scores import KID_SUBSETS, DistributionScores, LabelAccuracy, PairedScores, check_scores
+from gan_cli.metrics.scores import KID_SUBSETS, PRDC_K, DistributionScores, LabelAccuracy, PairedScores, check_scores
 from gan_cli.models.contract import LabelClassifier, Sampler, SelfEvaluating, Translator
 
 
@@ -244,6 +244,9 @@ class Evaluator:
                          "covered": "nearest mode of at least one high-quality sample"}
         elif kind in ("generator", "translation"):
             protocol["kid"] = {"subset_size": self.effective_kid_subset, "subsets": KID_SUBSETS}
+            if "prdc" in self.scores:
+                protocol["prdc"] = {"nearest_k": PRDC_K, "implementation": "prdc (Naeem et al. 2020)",
+                                    "distance": "euclidean, in the feature network's features"}
             protocol["scores"] = list(self.scores)
         return protocol
 

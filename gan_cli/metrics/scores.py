@@ -8,7 +8,7 @@ import warnings
 from typing import Iterable
 
 from torch import Tensor, nn
-from torchmetrics.aggregation import SumMetric
+from torchmetrics.aggregation import CatMetric, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -18,8 +18,9 @@ from torchmetrics.regression import MeanAbsoluteError
 
 from gan_cli.errors import UserError
 
-DISTRIBUTION_SCORES = ("fid", "kid", "is")
+DISTRIBUTION_SCORES = ("fid", "kid", "is", "prdc")
 KID_SUBSETS = 100  # random subsets KID is averaged over (torchmetrics' default)
+PRDC_K = 5  # the nearest neighbours of precision/recall/density/coverage (Naeem et al. 2020 recommend 5)
 
 
 class Precomputed(nn.Module):
@@ -35,10 +36,11 @@ class Precomputed(nn.Module):
 
 
 class DistributionScores(nn.Module):
-    """FID and KID between real and generated images, and the Inception Score of the generated ones, on
-    features (and logits) from a feature network. The real images' statistics are kept across `reset()`
-    (they are computed once per run); the metrics are created at the first batch, when the feature width
-    is known."""
+    """FID and KID between real and generated images, the Inception Score of the generated ones, and precision,
+    recall, density and coverage ("prdc": Kynkaanniemi et al. 2019, Naeem et al. 2020, computed by the authors'
+    `prdc` package), on features (and logits) from a feature network. The real images' statistics are kept
+    across `reset()` (they are computed once per run); the metrics are created at the first batch, when the
+    feature width is known."""
 
     def __init__(self, scores: Iterable[str] = DISTRIBUTION_SCORES, kid_subsets: int = KID_SUBSETS,
                  is_splits: int = 10) -> None:
@@ -48,6 +50,8 @@ class DistributionScores(nn.Module):
         self.fid: FrechetInceptionDistance | None = None
         self.kid: KernelInceptionDistance | None = None
         self.inception_score: InceptionScore | None = None
+        # prdc compares every generated feature vector with every real one: both sets are kept (gathered over ranks)
+        self.prdc_real, self.prdc_fake = (CatMetric(), CatMetric()) if "prdc" in self.scores else (None, None)
         # images seen, over all ranks once computed: the record says how many were actually compared
         self.real_count, self.fake_count = SumMetric(), SumMetric()
 
@@ -75,6 +79,8 @@ class DistributionScores(nn.Module):
         for metric in (self.fid, self.kid):
             if metric is not None:
                 metric.update(features, real=real)
+        if self.prdc_real is not None:
+            (self.prdc_real if real else self.prdc_fake).update(features.float())
         if not real and self.inception_score is not None:
             self.inception_score.update(logits.double())
 
@@ -93,13 +99,31 @@ class DistributionScores(nn.Module):
         if self.inception_score is not None:
             mean, std = self.inception_score.compute()
             out["is_mean"], out["is_std"] = float(mean), float(std)
+        if self.prdc_real is not None:
+            out |= precision_recall_density_coverage(self.prdc_real.compute(), self.prdc_fake.compute())
         return out
 
     def reset(self) -> None:
         """Forget the generated images (the real ones are kept)."""
-        for metric in (self.fid, self.kid, self.inception_score, self.fake_count):
+        for metric in (self.fid, self.kid, self.inception_score, self.fake_count, self.prdc_fake):
             if metric is not None:
                 metric.reset()
+
+
+def precision_recall_density_coverage(real: Tensor, fake: Tensor, nearest_k: int = PRDC_K) -> dict[str, float]:
+    """Precision (how many samples lie on the real images' manifold), recall (how much of the real manifold the
+    samples reach), density and coverage (their outlier-robust versions), from k-nearest-neighbour balls."""
+    import contextlib
+    import io
+
+    from prdc import compute_prdc
+
+    if min(len(real), len(fake)) <= nearest_k:
+        raise UserError(f"precision/recall (metrics.scores prdc) needs more than {nearest_k} real and generated "
+                        f"images; got {len(real)} and {len(fake)}. Raise metrics.num_samples.")
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the counts
+        values = compute_prdc(real.double().cpu().numpy(), fake.double().cpu().numpy(), nearest_k)
+    return {name: float(value) for name, value in values.items()}
 
 
 class LabelAccuracy(nn.Module):
