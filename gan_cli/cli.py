@@ -138,10 +138,16 @@ def eval_main() -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def _eval(cfg: DictConfig) -> None:
-    """gan-eval: score a checkpoint and record how."""
-    from gan_cli.commands.evaluate import evaluate, report
+    """gan-eval: score a checkpoint, or a folder of images, and record how."""
+    from gan_cli.commands import evaluate, evaluate_folders
 
     try:
-        print(report(*evaluate(cfg)))
+        if (cfg.ckpt_path is None) == (cfg.fake is None):
+            raise UserError("gan-eval scores a checkpoint (ckpt_path=PATH) or a folder of images (fake=DIR real=DIR, "
+                            "or fake=DIR real=test data=mnist_5k): give one of ckpt_path= and fake=.")
+        if cfg.ckpt_path is not None:
+            print(evaluate.report(*evaluate.evaluate(cfg)))
+        else:
+            print(evaluate_folders.report(*evaluate_folders.evaluate_folders(cfg)))
     except (UserError, InstantiationException) as error:
         _fail(error)

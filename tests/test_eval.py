@@ -50,7 +50,7 @@ def test_metrics_are_logged_and_recorded_every_epoch(runs):
     assert records[-1]["scores"]["fid"] == pytest.approx(logged["metrics/fid"])
     protocol = records[-1]["protocol"]
     assert protocol["feature_network"]["name"] == "torch.nn.modules.pooling.AdaptiveAvgPool2d"
-    assert protocol["num_samples"] == 32 and protocol["reference"] == {"split": "test", "size": 64}
+    assert protocol["num_samples"] == 32 and protocol["reference"] == {"split": "test", "size": 64, "cached": False}
     assert protocol["label_accuracy"]["samples_per_label"] == 3
 
 

@@ -151,7 +151,7 @@ def test_samples_that_are_the_reference_images_score_near_zero(digits_datamodule
     constant = evaluator.evaluate(ConstantImages(), digits_datamodule)
     assert copies["fid"] < 0.1 * constant["fid"]
     assert copies["kid_mean"] < 0.1 * constant["kid_mean"]
-    assert evaluator.last_protocol["reference"] == {"split": "test", "size": 40}
+    assert evaluator.last_protocol["reference"] == {"split": "test", "size": 40, "cached": False}
 
 
 def test_label_accuracy_per_requested_label(digits_datamodule):

@@ -19,6 +19,7 @@ from gan_cli.errors import UserError
 from gan_cli.evaluation import Evaluator, build_evaluator
 from gan_cli.evaluation.evaluator import model_kind
 from gan_cli.metrics.record import append_record, new_record, summarize
+from gan_cli.metrics.reference_cache import ReferenceCache
 
 
 def metrics_settings(cfg: DictConfig, run_config: dict) -> DictConfig:
@@ -63,6 +64,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         evaluator = Evaluator(None, **settings)
     else:
         evaluator = build_evaluator(metrics)
+        evaluator.reference_cache = ReferenceCache(cfg.cache_dir) if cfg.get("cache_dir") else None
     datamodule = instantiate(run_config["data"])
     per_seed = [evaluator.evaluate(model, datamodule, seed=seed) for seed in cfg.seeds]
     checkpoint = read_checkpoint(ckpt)

@@ -116,7 +116,12 @@ class BlendConfig:
 
 @dataclass
 class EvalConfig:
-    ckpt_path: str = MISSING
+    ckpt_path: Optional[str] = None  # a checkpoint to score; or fake= (a folder of images)
+    fake: Optional[str] = None       # a folder of images to score against real=
+    real: Optional[str] = None       # a folder of real images, or train / test: that split of data=
+    data: Any = None                 # the dataset of real=train|test (a data group choice)
+    image_size: Optional[int] = None  # the folders' images resized to it (null: the first generated image's size)
+    cache_dir: Optional[str] = None  # where the real images' features are kept between evaluations (null: never)
     metrics: Optional[MetricsConfig] = None
     seeds: list[int] = field(default_factory=lambda: [0])
     num_samples: Optional[int] = None

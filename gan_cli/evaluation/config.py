@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from gan_cli.errors import UserError
 from gan_cli.evaluation.callback import QualityMetrics
 from gan_cli.evaluation.evaluator import Evaluator
+from gan_cli.metrics.features import as_feature_network
 
 #: keys of the metrics node that are not Evaluator arguments
 NOT_EVALUATOR = ("feature_net", "classifier", "weights_path", "classifier_ckpt", "every_n_epochs")
@@ -19,6 +20,15 @@ def build_evaluator(metrics: DictConfig) -> Evaluator:
     classifier = _instantiate(metrics.get("classifier"))
     settings = {k: v for k, v in metrics.items() if k not in NOT_EVALUATOR}
     return Evaluator(feature_net, classifier, **settings)
+
+
+def feature_network(metrics: DictConfig):
+    """The metrics' feature network alone (gan-eval on folders)."""
+    network = _instantiate(metrics.get("feature_net"))
+    if network is None:
+        raise UserError("metrics.feature_net is not set: name the network whose features the scores use "
+                        "(metrics=inception, metrics=digits, or a _target_).")
+    return as_feature_network(network)
 
 
 def _instantiate(node: DictConfig | None):

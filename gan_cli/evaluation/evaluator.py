@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from gan_cli.errors import UserError
 from gan_cli.metrics.features import as_feature_network
 from gan_cli.metrics.ranks import rank_and_world, rank_seed, rank_share, share
+from gan_cli.metrics.reference_cache import ReferenceCache
 from gan_cli.metrics.scores import KID_SUBSETS, PRDC_K, DistributionScores, LabelAccuracy, PairedScores, check_scores
 from gan_cli.models.contract import LabelClassifier, Sampler, SelfEvaluating, Translator
 
@@ -67,6 +68,8 @@ class Evaluator:
         self.paired_truth = False
         self.effective_kid_subset: int | None = None  # kid_subset_size capped at the images compared
         self.last_protocol: dict = {}
+        self.reference_cache: ReferenceCache | None = None  # set by gan-eval: real features kept between runs
+        self.reference_cached = False
 
     # --- entry point ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -106,9 +109,7 @@ class Evaluator:
     def _generator(self, model, datamodule, rank: int, world: int, seed: int) -> dict[str, float]:
         scores = self._distribution("samples", device=model.device)
         if "samples" not in self.real_loaded:
-            reference = self._reference(datamodule)
-            for batch in self._loader(reference, rank, world, datamodule):
-                self._update(scores, datamodule.denormalize(batch["image"].to(model.device)), real=True)
+            scores.update(self._reference_features(datamodule, rank, world, model.device), None, real=True)
             self.real_loaded.add("samples")
         torch.manual_seed(rank_seed(seed, rank))  # the samples do not depend on whether the reference was loaded now
         num_classes = model.num_classes
@@ -131,6 +132,24 @@ class Evaluator:
                 _, logits = self.classifier(datamodule.denormalize(model.sample(n, labels)))
                 accuracy.update(logits, labels)
         return accuracy.compute()
+
+    def _reference_features(self, datamodule, rank: int, world: int, device) -> Tensor:
+        """This rank's share of the reference images' features; from `reference_cache` when it holds them (a
+        single process), else computed (and kept there)."""
+        reference = self._reference(datamodule)
+        spec = datamodule.spec
+        key = {"feature_network": self.feature_net.describe(), "dataset": dataset_name(datamodule),
+               "split": self.reference_split, "count": len(reference), "image_size": spec.image_size,
+               "channels": spec.channels, "subset_seed": self.seed if self.reference_size else None}
+        cache = self.reference_cache if world == 1 else None
+        features = cache.load(key) if cache else None
+        self.reference_cached = features is not None
+        if features is None:
+            features = torch.cat([self.feature_net(datamodule.denormalize(batch["image"].to(device)))[0]
+                                  for batch in self._loader(reference, rank, world, datamodule)])
+            if cache:
+                cache.save(key, features)
+        return features.to(device)
 
     def _reference(self, datamodule) -> Dataset:
         """The real images the samples are compared with: the reference split, or a fixed random subset."""
@@ -226,7 +245,7 @@ class Evaluator:
             protocol["feature_network"] = self.feature_net.describe()
         if kind == "generator":
             real, generated = self.compared["samples"]
-            protocol |= {"reference": {"split": self.reference_split, "size": real},
+            protocol |= {"reference": {"split": self.reference_split, "size": real, "cached": self.reference_cached},
                          "num_samples": generated, "sampling": "noise from N(0, I), labels uniform at random"}
             if model.num_classes and self.classifier is not None:
                 protocol["label_accuracy"] = {"classifier": self.classifier.describe(),

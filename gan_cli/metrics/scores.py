@@ -55,7 +55,7 @@ class DistributionScores(nn.Module):
         # images seen, over all ranks once computed: the record says how many were actually compared
         self.real_count, self.fake_count = SumMetric(), SumMetric()
 
-    def _create(self, features: Tensor, logits: Tensor | None) -> None:
+    def _create(self, features: Tensor) -> None:
         width = features.size(1)
         # KID and IS keep every feature vector (their documented design); their warning says so on each run
         warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
@@ -64,16 +64,17 @@ class DistributionScores(nn.Module):
         if "kid" in self.scores:
             self.kid = KernelInceptionDistance(Precomputed(width), subsets=self.kid_subsets,
                                                reset_real_features=False).to(features.device)
-        if "is" in self.scores and logits is not None:
-            self.inception_score = InceptionScore(Precomputed(logits.size(1)), splits=self.is_splits).to(features.device)
 
     @property
     def has_real(self) -> bool:
         return self.fid is not None or self.kid is not None
 
     def update(self, features: Tensor, logits: Tensor | None, real: bool) -> None:
-        if self.fid is None and self.kid is None and self.inception_score is None:
-            self._create(features, logits)
+        if self.fid is None and self.kid is None:
+            self._create(features)
+        if "is" in self.scores and not real and logits is not None and self.inception_score is None:
+            self.inception_score = InceptionScore(Precomputed(logits.size(1)), splits=self.is_splits)
+            self.inception_score.to(features.device)
         (self.real_count if real else self.fake_count).update(float(len(features)))
         features = features.double()  # FID's covariance sums are accumulated in float64
         for metric in (self.fid, self.kid):
