@@ -97,9 +97,19 @@ def first_non_finite(tree: Any) -> str | None:
     return named[min(bad)][0] if bad else None
 
 
+#: an exported model's folder (gan-export): the inference networks' weights and the run's config
+EXPORT_WEIGHTS, EXPORT_CONFIG = "model.safetensors", "config.json"
+HUB = "hf://"
+
+
 def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
-    """Load a gan-cli checkpoint (weights_only=True), with a clear error for a wrong path or file."""
+    """Load a gan-cli checkpoint (weights_only=True), an exported folder (gan-export) or `hf://owner/name[@revision]`
+    (a folder on the Hugging Face Hub), with a clear error for a wrong path or file."""
+    if str(ckpt_path).startswith(HUB):
+        return read_export(hub_snapshot(str(ckpt_path)[len(HUB):]))
     path = Path(ckpt_path).expanduser()
+    if path.is_dir() and (path / EXPORT_CONFIG).is_file():
+        return read_export(path)
     if not path.is_file():
         hint = ""
         if path.is_dir() and (path / "checkpoints" / "last.ckpt").is_file():
@@ -131,3 +141,44 @@ def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
             "checkpoint of that run."
         )
     return checkpoint
+
+
+def read_export(folder: Path) -> dict:
+    """A folder written by gan-export, as a checkpoint: its weights (the inference networks), config and counters;
+    `gan_cli.exported.dropped` lists the networks left out (a GAN's discriminators)."""
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        meta = json.loads((folder / EXPORT_CONFIG).read_text())
+        state_dict = load_file(folder / EXPORT_WEIGHTS)
+    except (OSError, ValueError, SafetensorError) as err:
+        raise UserError(f"{folder} is not a complete gan-export folder ({err}): it needs {EXPORT_CONFIG} and "
+                        f"{EXPORT_WEIGHTS}. Export it again with gan-export ckpt_path=... output={folder}.") from err
+    bad = first_non_finite({"state_dict": state_dict})
+    if bad is not None:
+        raise UserError(f"{folder} holds NaN or infinite weights ({bad}): export an earlier checkpoint.")
+    return {"state_dict": state_dict, "epoch": meta.get("epoch"), "global_step": meta.get("global_step"),
+            "gan_cli": {"config": meta["config"], "version": meta.get("gan_cli_version"),
+                        "exported": {"dropped": meta.get("dropped", []), "folder": str(folder.resolve())}}}
+
+
+def hub_snapshot(spec: str) -> Path:
+    """The local folder of `owner/name[@revision]` on the Hugging Face Hub: from the local cache, or downloaded."""
+    from huggingface_hub import constants, snapshot_download
+
+    repo, _, revision = spec.partition("@")
+    if repo.count("/") != 1:
+        raise UserError(f"ckpt_path=hf://{spec}: name a Hub repository as hf://owner/name "
+                        "(or hf://owner/name@revision).")
+    try:
+        return Path(snapshot_download(repo, revision=revision or None))
+    except Exception as err:
+        raise UserError(
+            f"ckpt_path=hf://{spec} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and could not "
+            f"be downloaded ({type(err).__name__}). Where there is a network, download it with `hf download {repo}` "
+            f"(or `huggingface-cli download {repo}`) into that cache, or copy the exported folder here and give "
+            "ckpt_path=DIR.") from err
+

@@ -10,7 +10,15 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from gan_cli.config.overrides import unknown_override
-from gan_cli.config.schemas import BlendConfig, EvalConfig, SampleConfig, TrainConfig, TranslateConfig, register_schemas
+from gan_cli.config.schemas import (
+    BlendConfig,
+    EvalConfig,
+    ExportConfig,
+    SampleConfig,
+    TrainConfig,
+    TranslateConfig,
+    register_schemas,
+)
 from gan_cli.errors import RunInterrupted, UserError, user_message
 from gan_cli.sweeps.summary import check_metric_is_logged, in_sweep, job_failed, sweep_value
 
@@ -149,5 +157,22 @@ def _eval(cfg: DictConfig) -> None:
             print(evaluate.report(*evaluate.evaluate(cfg)))
         else:
             print(evaluate_folders.report(*evaluate_folders.evaluate_folders(cfg)))
+    except (UserError, InstantiationException) as error:
+        _fail(error)
+
+
+def export_main() -> None:
+    """The console script gan-export: names mistyped groups and keys, then runs Hydra."""
+    _check_names(ExportConfig)
+    _export()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+def _export(cfg: DictConfig) -> None:
+    """gan-export: a checkpoint as a folder to share (safetensors, config, model card)."""
+    from gan_cli.commands.export import export
+
+    try:
+        print(f"Exported to {export(cfg)} (share it: hf upload owner/name {cfg.output})")
     except (UserError, InstantiationException) as error:
         _fail(error)

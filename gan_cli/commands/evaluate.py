@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gan_cli.assembly import load_model
-from gan_cli.checkpoint import read_checkpoint
+from gan_cli.assembly import model_from_checkpoint
+from gan_cli.checkpoint import EXPORT_WEIGHTS, HUB, read_checkpoint
 from gan_cli.errors import UserError
 from gan_cli.evaluation import Evaluator, build_evaluator
 from gan_cli.evaluation.evaluator import model_kind
@@ -54,8 +54,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
     """Evaluate cfg.ckpt_path; returns the record and the JSON file it was appended to."""
     if not cfg.seeds:
         raise UserError("seeds=[] names no seed: give at least one, e.g. seeds=[0,1,2].")
-    ckpt = Path(cfg.ckpt_path).expanduser().resolve()
-    model, run_config = load_model(ckpt)
+    checkpoint = read_checkpoint(cfg.ckpt_path)
+    model, run_config = model_from_checkpoint(checkpoint)
     model.to(cfg.device)
     kind = model_kind(model)
     metrics = metrics_settings(cfg, run_config)
@@ -67,14 +67,27 @@ def evaluate(cfg: DictConfig) -> tuple[dict, Path]:
         evaluator.reference_cache = ReferenceCache(cfg.cache_dir) if cfg.get("cache_dir") else None
     datamodule = instantiate(run_config["data"])
     per_seed = [evaluator.evaluate(model, datamodule, seed=seed) for seed in cfg.seeds]
-    checkpoint = read_checkpoint(ckpt)
-    context = {"checkpoint": {"path": str(ckpt), "sha256": file_sha256(ckpt), "model": run_config["model"]["_target_"],
+    weights, output = evaluated_file(cfg.ckpt_path, checkpoint)
+    context = {"checkpoint": {"path": str(cfg.ckpt_path) if str(cfg.ckpt_path).startswith(HUB) else str(weights),
+                              "sha256": file_sha256(weights), "model": run_config["model"]["_target_"],
                               "epoch": checkpoint.get("epoch"), "global_step": checkpoint.get("global_step")},
                "seeds": list(cfg.seeds)}
     record = new_record(summarize(per_seed), evaluator.last_protocol, **context)
-    output = Path(cfg.output).expanduser() if cfg.output else ckpt.with_name(f"{ckpt.stem}.eval.json")
+    output = Path(cfg.output).expanduser() if cfg.output else output
     append_record(output, record)
     return record, output
+
+
+def evaluated_file(ckpt_path: str, checkpoint: dict) -> tuple[Path, Path]:
+    """The file whose hash the record keeps, and where the record goes by default: beside a checkpoint or an
+    exported folder; in the working folder for hf:// (not into the Hub's cache)."""
+    exported = checkpoint["gan_cli"].get("exported")
+    if exported is None:
+        ckpt = Path(ckpt_path).expanduser().resolve()
+        return ckpt, ckpt.with_name(f"{ckpt.stem}.eval.json")
+    folder = Path(exported["folder"])
+    name = str(ckpt_path)[len(HUB):].replace("/", "--") if str(ckpt_path).startswith(HUB) else None
+    return folder / EXPORT_WEIGHTS, Path(f"{name}.eval.json") if name else folder.with_name(f"{folder.name}.eval.json")
 
 
 def report(record: dict, output: Path) -> str:

@@ -115,6 +115,15 @@ class BlendConfig:
 
 
 @dataclass
+class ExportConfig:
+    ckpt_path: str = MISSING
+    output: str = MISSING            # the folder to write (new or empty)
+    num_samples: int = 64            # in the card's sample grid
+    seed: int = 0
+    repo_id: Optional[str] = None    # owner/name: the card's examples say ckpt_path=hf://owner/name
+
+
+@dataclass
 class EvalConfig:
     ckpt_path: Optional[str] = None  # a checkpoint to score; or fake= (a folder of images)
     fake: Optional[str] = None       # a folder of images to score against real=
@@ -138,6 +147,7 @@ def register_schemas() -> None:
     store.store(name="translate_schema", node=TranslateConfig)
     store.store(name="blend_schema", node=BlendConfig)
     store.store(name="eval_schema", node=EvalConfig)
+    store.store(name="export_schema", node=ExportConfig)
 
 
 # --- `_target_` nodes ----------------------------------------------------------------------------
