@@ -8,6 +8,7 @@ in every case, so an interrupted, truncated or corrupt download leaves nothing b
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import shutil
@@ -31,7 +32,7 @@ CHUNK = 1 << 20
 
 
 def download_dataset(name: str, url: str, root: str | Path, is_complete: Callable[[Path], bool],
-                     layout: str = "the dataset's files", timeout: float = TIMEOUT) -> Path:
+                     layout: str = "the dataset's files", timeout: float = TIMEOUT, sha256: str | None = None) -> Path:
     """Download the archive at `url` and unpack its dataset folder to `root/name`; return that folder.
 
     The archive holds a top-level folder (normally named `name`; the archive's root itself is accepted
@@ -61,28 +62,42 @@ def download_dataset(name: str, url: str, root: str | Path, is_complete: Callabl
         reason = getattr(err, "reason", None) or err
         raise UserError(f"Could not download the {name} dataset from {url} ({reason}). {manual}") from err
 
-    archive = unpacked = None
+    archive = None
     try:
         with response:
             root.mkdir(parents=True, exist_ok=True)
             fd, archive = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".download")
             with os.fdopen(fd, "wb") as file:
                 _copy(response, file, name, url, manual)
-        kind = _archive_kind(url, Path(archive))
-        _verify(Path(archive), kind, name, url, manual)
+        return install_archive(Path(archive), name, root, is_complete, layout, url, manual, sha256)
+    except OSError as err:
+        raise _unwritable(name, root, err) from err
+    finally:
+        if archive is not None and os.path.exists(archive):
+            os.unlink(archive)
+
+
+def install_archive(archive: Path, name: str, root: Path, is_complete: Callable[[Path], bool], layout: str,
+                    source: str, manual: str, sha256: str | None = None) -> Path:
+    """Verify `archive` (its SHA-256 when given, its members), unpack it beside `root/name` and move its dataset
+    folder there in one step; the archive is deleted and nothing half-unpacked is left in any case."""
+    target, unpacked = root / name, None
+    try:
+        if sha256 is not None and file_sha256(archive) != sha256:
+            raise _corrupt(name, source, manual, f"its SHA-256 is {file_sha256(archive)}, not the published {sha256}")
+        kind = _archive_kind(source, archive)
+        _verify(archive, kind, name, source, manual)
         unpacked = tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".unpack")
         try:
-            _extract(Path(archive), kind, Path(unpacked))
+            _extract(archive, kind, Path(unpacked))
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
-            raise _corrupt(name, url, manual, f"unpacking failed: {err}") from err
-        os.unlink(archive)  # free the space before the folder is moved
-        archive = None
+            raise _corrupt(name, source, manual, f"unpacking failed: {err}") from err
+        archive.unlink()  # free the space before the folder is moved
         found = _find_folder(Path(unpacked), name, is_complete)
         if found is None:
             raise UserError(
-                f"The archive {url} does not hold the {name} dataset in the expected layout ({layout}); "
-                f"nothing was kept in {root}. Check data.dataset.url, or unpack the files by hand so that "
-                f"{target} holds {layout}."
+                f"The archive {source} does not hold the {name} dataset in the expected layout ({layout}); "
+                f"nothing was kept in {root}. Unpack the files by hand so that {target} holds {layout}."
             )
         if found == Path(unpacked):
             os.chmod(found, 0o755)  # mkdtemp made it private
@@ -94,15 +109,26 @@ def download_dataset(name: str, url: str, root: str | Path, is_complete: Callabl
             raise
         return target
     except OSError as err:
-        raise UserError(
-            f"Could not store the {name} dataset in {root} ({err}); nothing was kept. Check that the folder "
-            f"is writable and has room for the dataset, or choose another with paths.data_dir=... (or data.root=...)."
-        ) from err
+        raise _unwritable(name, root, err) from err
     finally:
-        if archive is not None and os.path.exists(archive):
-            os.unlink(archive)
+        if archive.exists():
+            archive.unlink()
         if unpacked is not None:
             shutil.rmtree(unpacked, ignore_errors=True)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unwritable(name: str, root: Path, err: OSError) -> UserError:
+    return UserError(
+        f"Could not store the {name} dataset in {root} ({err}); nothing was kept. Check that the folder "
+        f"is writable and has room for the dataset, or choose another with paths.data_dir=... (or data.root=...).")
 
 
 def _copy(response, file, name: str, url: str, manual: str) -> None:
