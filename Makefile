@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: help install train test tensorboard bench bench-faults bench-translation bench-quality bench-lectures bench-blending \
-        bench-unit bench-text clean clean-runs
+        bench-unit bench-text bench-flags clean clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench-unit: $(STAMP) ## UNIT vs CycleGAN: held-out L1 to the truth on inverted d
 
 bench-text: $(STAMP) ## text_cgan and stackgan on mnist_5k_captions: digit accuracy of samples for captions, thick vs thin strokes (ARGS="--quick")
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/text_to_image.py $(ARGS)
+
+bench-flags: $(STAMP) ## the world-flags experiment: VAE, DCGAN and DCGAN with tricks on the 256 real flags, recall/coverage and distinct flags; grids into docs/ (ARGS="--quick")
+	$(BIN)/python benchmarks/flags.py $(ARGS)
 
 clean-runs: ## delete the run folders in outputs/
 	rm -rf outputs

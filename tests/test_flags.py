@@ -37,11 +37,12 @@ def write_package(folder: Path) -> Path:
     return folder
 
 
-def flag_data(root: Path, **dataset) -> object:
+def flag_data(root: Path, data_root: str | None = None, **dataset) -> object:
     settings = [f"data.dataset.{k}={'null' if v is None else v}" for k, v in dataset.items()]
     from tests.conftest import compose_train
 
-    cfg = compose_train(root / "run", ["data=flags", f"data.root={root / 'data'}", "data.image_size=8", *settings])
+    cfg = compose_train(root / "run", ["data=flags", f"data.root={data_root or root / 'data'}", "data.image_size=8",
+                                       *settings])
     return instantiate(cfg.data)
 
 
@@ -54,12 +55,13 @@ def test_a_flag_is_letterboxed_onto_a_grey_square():
 
 
 @needs_npm
-def test_npm_pack_obtains_checks_and_unpacks_the_flags(tmp_path):
+def test_npm_pack_obtains_checks_and_unpacks_the_flags(tmp_path, monkeypatch):
     package = write_package(tmp_path / "package_src")
+    monkeypatch.chdir(tmp_path)  # data.root relative to the working folder, as paths.data_dir is by default
     wrong = refusal(lambda: flag_data(tmp_path, npm_spec=package, sha256="0" * 64).setup("fit"))
     assert "SHA-256" in str(wrong) and not (tmp_path / "data" / "svg-country-flags-1.2.10").exists()
     assert [p.name for p in (tmp_path / "data").iterdir()] == []  # no tarball or half-unpacked folder left
-    datamodule = flag_data(tmp_path, npm_spec=package, sha256=None)
+    datamodule = flag_data(tmp_path, "data", npm_spec=package, sha256=None)
     datamodule.setup("fit")
     images = torch.stack([datamodule.train_set[i]["image"] for i in range(3)])
     assert len(datamodule.train_set) == FLAGS and images.shape == (3, 3, 8, 8)

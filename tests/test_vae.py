@@ -178,14 +178,12 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
 # --- the world-flags experiment ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def flags(tmp_path_factory) -> Path:
-    """A tiny folder of 3:2 RGB 'flags': three horizontal bands of random colours."""
-    folder = tmp_path_factory.mktemp("flags")
-    generator = torch.Generator().manual_seed(0)
-    for i in range(8):
-        colours = torch.randint(0, 256, (3, 1, 1, 3), generator=generator, dtype=torch.uint8)
-        bands = colours.expand(3, 10, 45, 3).reshape(30, 45, 3)
-        Image.fromarray(bands.numpy()).save(folder / f"flag{i}.png")
-    return folder
+    """A data folder holding a stand-in of the flags package (data=flags finds it and downloads nothing)."""
+    from tests.test_flags import write_package
+
+    root = tmp_path_factory.mktemp("flags")
+    write_package(root / "svg-country-flags-1.2.10")
+    return root
 
 
 def test_the_flags_experiments_compare_a_conv_vae_and_dcgan_on_the_same_data(flags, tmp_path):

@@ -49,7 +49,8 @@ class WorldFlags(ImageFolder):
                  download: bool = True) -> None:
         if resolution not in RESOLUTIONS:
             raise UserError(f"data.dataset.resolution={resolution}: the package has renders {RESOLUTIONS} px wide.")
-        folder = flags_folder(Path(root).expanduser(), npm_spec, sha256, url, download) / f"png{resolution}px"
+        root = Path(root).expanduser().absolute()  # npm runs in a folder of its own
+        folder = flags_folder(root, npm_spec, sha256, url, download) / f"png{resolution}px"
         super().__init__(str(folder), split, transform)
 
     def __getitem__(self, index: int):
@@ -81,7 +82,8 @@ def flags_folder(root: Path, npm_spec: str, sha256: str | None, url: str, downlo
         packed = subprocess.run([npm, "pack", npm_spec, "--json", "--pack-destination", folder], capture_output=True,
                                 text=True, timeout=600, cwd=folder)
         if packed.returncode != 0:
-            why = (packed.stderr.strip().splitlines() or ["no message"])[-1]
+            said = [line for line in packed.stderr.splitlines() if "error" in line and "complete log" not in line]
+            why = " ".join(said[:2]) or packed.stderr.strip()[-300:] or "no message"
             raise UserError(f"`npm pack {npm_spec}` failed ({why}). {manual}")
         tarball = Path(folder) / json.loads(packed.stdout)[0]["filename"]
         return install_archive(tarball, name, root, complete, layout, f"npm pack {npm_spec}", manual, sha256)
