@@ -15,7 +15,7 @@ averaged to 8x8 RGB), with
 The sample grids go to docs/flags_<model>.png (the README shows them). On the CPU the runs are 32 px, 100 epochs
 (minutes each); --size 64 --epochs 200 is the lecture's setting.
 
-    python benchmarks/flags.py [--size 32] [--epochs 100] [--out outputs/bench-flags] [--quick]
+    python benchmarks/flags.py [--size 32] [--epochs 100] [--out outputs/bench-flags] [--quick] [OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-flags"))
     parser.add_argument("--quick", action="store_true", help="2 batches a run: checks the script, not the models")
     parser.add_argument("--grids", type=Path, default=DOCS, help="where the sample grids go (default: docs/)")
+    parser.add_argument("overrides", nargs="*", help="gan-train overrides for every run, e.g. engine=fast")
     args = parser.parse_args()
     quiet_frameworks()
     from hydra.utils import instantiate
@@ -84,8 +85,8 @@ def main() -> None:
     from gan_cli.assembly import load_model
     from gan_cli.visuals import to_grid
 
-    common = [f"data.image_size={args.size}", f"trainer.max_epochs={args.epochs}"]
-    datamodule = instantiate(compose_train(["data=flags", *common], args.out / "data").data)
+    common = [f"data.image_size={args.size}", f"trainer.max_epochs={args.epochs}", *args.overrides]
+    datamodule = instantiate(compose_train(["data=flags", *common[:1]], args.out / "data").data)
     flags = datamodule.build("train")
     real = datamodule.denormalize(torch.stack([flags[i]["image"] for i in range(len(flags))])).clamp(0, 1)
     print(f"{len(real)} real flags at {args.size} px; {args.epochs} epochs of batch 32 per run; "

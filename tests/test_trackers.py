@@ -73,3 +73,10 @@ def test_a_tracker_that_is_not_installed_is_named_with_its_package(make_cfg, mon
     monkeypatch.setattr(wandb_logger, "_WANDB_AVAILABLE", False)
     error = refusal(lambda: build(make_cfg(*QUICK, "logger=wandb")))
     assert "logger=wandb needs the wandb package" in str(error) and "gan-cli[trackers]" in str(error)
+
+
+def test_a_list_of_loggers_is_several_at_once(make_cfg):
+    cfg = make_cfg(*QUICK, "logger=[tensorboard,csv]")
+    assert set(cfg.logger) == {"tensorboard", "csv"}
+    _, _, trainer = build(cfg)
+    assert {type(logger).__name__ for logger in trainer.loggers} == {"TensorBoardLogger", "CSVLogger"}
