@@ -22,23 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import compose_train, quiet_frameworks  # noqa: E402  (same folder)
-
-
-def compose_eval(overrides: list[str]):
-    """The config `gan-eval <overrides>` runs with."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    with initialize_config_module(version_base="1.3", config_module="gan_cli.conf"):
-        cfg = compose("eval", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    GlobalHydra.instance().clear()
-    return cfg
+from throughput_sides import compose_command  # noqa: E402
 
 
 def run(seed: int, overrides: list[str], out: Path) -> tuple[dict[str, float], float]:
@@ -53,7 +37,7 @@ def run(seed: int, overrides: list[str], out: Path) -> tuple[dict[str, float], f
     began = time.perf_counter()
     train(cfg)
     seconds = time.perf_counter() - began
-    record, _ = evaluate(compose_eval([f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}",
+    record, _ = evaluate(compose_command("eval", [f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}",
                                        f"output={folder / 'eval.json'}"]))
     return {name: score["mean"] for name, score in record["scores"].items()}, seconds
 

@@ -18,6 +18,12 @@ from throughput_timing import make_timer, settle, sync
 # --- config ----------------------------------------------------------------------------------------
 def compose_train(overrides: list[str], output_dir: Path):
     """The config `gan-train <overrides>` runs with, writing into output_dir (as tests/conftest.py does)."""
+    return compose_command("train", overrides, output_dir)
+
+
+def compose_command(name: str, overrides: list[str], output_dir: Path | None = None):
+    """The config of the command `gan-<name> <overrides>` (conf/<name>.yaml), without its `hydra` node; a training
+    run's output_dir set to `output_dir`."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -28,11 +34,12 @@ def compose_train(overrides: list[str], output_dir: Path):
     register_schemas()
     GlobalHydra.instance().clear()
     with initialize_config_module(version_base="1.3", config_module="gan_cli.conf"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
-        cfg.paths.output_dir = str(output_dir)
+        if output_dir is not None:
+            cfg.paths.output_dir = str(output_dir)
     GlobalHydra.instance().clear()
     return cfg
 
