@@ -4,6 +4,7 @@
     ${gan_cli.log2:256}              8: the depth of a U-Net that reduces 256 px to 1 px
     ${gan_cli.resnet_blocks:256}     9 residual blocks at 256 px and above, 6 below (Zhu et al. 2017)
     ${gan_cli.load_size:256}         286: the resize before a random crop, 286/256 of the crop
+    ${gan_cli.by_size:64,256,1024}   256 for images of 32 px or less, else 1024 (SNGAN's two network sizes)
     ${gan_cli.fast_precision:auto}   bf16-mixed where the device trained on has bf16, else 32-true
     ${gan_cli.sqlite_uri:outputs/x.db}  sqlite:////abs/outputs/x.db: MLflow's local store
     ${gan_cli.abspath:outputs/x}     /abs/outputs/x (relative to the working folder)
@@ -63,6 +64,7 @@ RESOLVERS = {
     "gan_cli.log2": _log2,
     "gan_cli.resnet_blocks": lambda size: 9 if int(size) >= 256 else 6,
     "gan_cli.load_size": lambda crop: round(int(crop) * 286 / 256),
+    "gan_cli.by_size": lambda size, small, large: small if int(size) <= 32 else large,
     "gan_cli.fast_precision": _fast_precision,
     "gan_cli.sqlite_uri": _sqlite_uri,
     "gan_cli.abspath": lambda path: os.path.abspath(os.path.expanduser(path)),
