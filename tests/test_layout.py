@@ -22,7 +22,7 @@ FLOORS = [
     {"models"},
     {"tricks"},
     {"callbacks", "evaluation", "loggers", "sweeps"},
-    {"assembly"},
+    {"assembly", "fine_tuning"},
     {"commands"},
     {"cli"},
     {"__main__"},

@@ -30,6 +30,7 @@ from gan_cli.checkpoint import AtomicCheckpointIO, read_checkpoint, remove_orpha
 from gan_cli.config.run_folder import folder_in_use
 from gan_cli.config.schemas import validate_targets
 from gan_cli.errors import UserError
+from gan_cli.fine_tuning import fine_tune
 from gan_cli.loggers.hparams_view import write_hparams_view
 from gan_cli.models.adversarial import AdversarialModule
 from gan_cli.trackers import finish as finish_trackers
@@ -89,6 +90,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     datamodule = instantiate(cfg.data)
     log.info("Model: <%s>", cfg.model._target_)
     model = build_model(cfg)
+    fine_tune(model, cfg.get("init_from"), cfg.get("freeze_d") or 0)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics"):

@@ -68,6 +68,8 @@ class TrainConfig:
     task_name: str = "train"
     seed: Optional[int] = 42
     ckpt_path: Optional[str] = None
+    init_from: Optional[str] = None  # fine-tune from these weights (gan_cli/fine_tuning.py)
+    freeze_d: int = 0                # FreezeD: the discriminators' first N layers stay as init_from has them
     optimized_metric: Optional[str] = None
     optimized_direction: str = "minimize"
 
