@@ -124,7 +124,7 @@ def test_compiled_fp32_training_ends_with_the_weights_of_eager_training(make_cfg
 
 #: every loss, and every trick, with compiled networks (spectral norm, penalties' double backward, unrolling)
 COMPILED = [["loss=wgan_gp"], ["loss=wgan"], ["loss=hinge"], ["loss=lsgan"], ["loss=minimax"],
-            ["tricks=[r1,spectral_norm,ema,diffaugment,label_smoothing]"], ["tricks=[unrolled]"],
+            ["tricks=[r1,spectral_norm,ema,diffaugment,label_smoothing,ada]"], ["tricks=[unrolled]"],
             ["tricks=[feature_matching,minibatch_discrimination,historical_averaging,virtual_batchnorm]"]]
 
 

@@ -15,8 +15,8 @@ from tests.conftest import QUICK, SMALL, translation_quick
 from tests.gpgan_helpers import gpgan_quick, write_scenes
 
 TRICKS = ["feature_matching", "minibatch_discrimination", "historical_averaging", "label_smoothing",
-          "virtual_batchnorm", "spectral_norm", "r1", "ema", "diffaugment", "unrolled"]
-MODELS = ["gan", "dcgan", "cgan", "infogan", "lapgan", "ssgan", "pix2pix", "cyclegan", "gpgan"]
+          "virtual_batchnorm", "spectral_norm", "r1", "ema", "diffaugment", "unrolled", "ada"]
+MODELS = ["gan", "dcgan", "cgan", "infogan", "lapgan", "ssgan", "sngan", "pix2pix", "cyclegan", "gpgan"]
 
 #: (model, trick) -> what the refusal says
 REFUSED = {
@@ -26,6 +26,7 @@ REFUSED = {
     ("cyclegan", "minibatch_discrimination"): "PatchGAN",
     ("cyclegan", "label_smoothing"): "LeastSquaresLoss",
     ("gpgan", "label_smoothing"): "WassersteinLoss",
+    ("sngan", "label_smoothing"): "HingeLoss",
 }
 
 #: tiny networks of the models not in conftest's SMALL
@@ -34,6 +35,7 @@ TINY = {
                 "model.discriminator.q_hidden=8"],
     "lapgan": [],
     "ssgan": ["data.labels_per_class=2"],
+    "sngan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "loss.d_steps=1"],
 }
 
 

@@ -8,6 +8,7 @@ training step:
   or the objective (feature matching) and add terms;
 - `discriminator_updated(...)` / `generator_updated()`: called after each optimizer step (EMA, averages);
 - `inference_generator(net)`: the network to sample with (EMA's average).
+- `log_step(logs)`: on log steps, also what each trick's `logs()` keeps track of (tricks=[ada]'s p).
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ class AdversarialModule(GenerativeModule):
         (logging every step would cost time for values Lightning does not write)."""
         if not self.logs_this_step:
             return
+        for trick in self.tricks.values():  # what the tricks keep track of (tricks=[ada]'s p)
+            logs |= {f"train/{name}": value for name, value in trick.logs(self).items()}
         opt_g, opt_d = self.optimizers()
         logs["train/lr_G"] = opt_g.param_groups[0]["lr"]
         logs["train/lr_D"] = opt_d.param_groups[0]["lr"]

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gan_cli.errors import UserError
+from gan_cli.tricks.ada import ADA
 from gan_cli.tricks.augment import DiffAugmentTrick
 from gan_cli.tricks.base import Trick, model_name
 from gan_cli.tricks.ema import EMA
@@ -15,7 +16,7 @@ from gan_cli.tricks.layers import MinibatchDiscriminationTrick, SpectralNorm, Vi
 from gan_cli.tricks.losses import R1, FeatureMatching, HistoricalAveraging, LabelSmoothing
 from gan_cli.tricks.unrolled import Unrolled
 
-__all__ = ["EMA", "R1", "DiffAugmentTrick", "FeatureMatching", "HistoricalAveraging", "LabelSmoothing",
+__all__ = ["ADA", "EMA", "R1", "DiffAugmentTrick", "FeatureMatching", "HistoricalAveraging", "LabelSmoothing",
            "MinibatchDiscriminationTrick", "SpectralNorm", "Trick", "Unrolled", "VirtualBatchNormTrick",
            "attach_tricks"]
 

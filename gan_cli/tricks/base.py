@@ -57,6 +57,11 @@ class Trick(nn.Module):
         """The network that samples in place of generator `network`."""
         return network
 
+    def logs(self, model: "AdversarialModule") -> dict[str, Tensor]:
+        """Values to log on log steps (name -> tensor, logged as train/<name>), such as a statistic the trick
+        keeps; called only on log steps, so reading them costs no host synchronisation in other steps."""
+        return {}
+
     # --- helpers ----------------------------------------------------------------------------------
     def unsupported(self, model: nn.Module, why: str) -> UserError:
         """The error for a model this trick cannot work with."""
