@@ -29,6 +29,9 @@ STEPS = {
     "gan": ["model=gan", *SMALL["gan"]],
     "dcgan": ["model=dcgan", *SMALL["dcgan"]],
     "cgan": ["model=cgan", *SMALL["cgan"]],
+    "sngan": ["model=sngan", "model.generator.ngf=8", "model.discriminator.ndf=8", "data.image_size=16"],
+    "stylegan2": ["model=stylegan2", "data.image_size=16", "model.preset=tiny", "model.latent_dim=32", "model.w_dim=32",
+                  "model.r1_interval=2", "model.pl_interval=2"],  # the lazy R1 and path-length steps between log steps
     "infogan": ["model=infogan", "model.generator.ngf=4", "model.generator.fc=16", "model.discriminator.ndf=4",
                 "model.discriminator.fc=16", "model.discriminator.q_hidden=8"],
     "ssgan": ["model=ssgan", "data.labels_per_class=2", "data.dataset.size=80", "data.batch_size=20"],

@@ -16,7 +16,7 @@ from tests.gpgan_helpers import gpgan_quick, write_scenes
 
 TRICKS = ["feature_matching", "minibatch_discrimination", "historical_averaging", "label_smoothing",
           "virtual_batchnorm", "spectral_norm", "r1", "ema", "diffaugment", "unrolled", "ada"]
-MODELS = ["gan", "dcgan", "cgan", "infogan", "lapgan", "ssgan", "sngan", "pix2pix", "cyclegan", "gpgan"]
+MODELS = ["gan", "dcgan", "cgan", "infogan", "lapgan", "ssgan", "sngan", "stylegan2", "pix2pix", "cyclegan", "gpgan"]
 
 #: (model, trick) -> what the refusal says
 REFUSED = {
@@ -27,6 +27,7 @@ REFUSED = {
     ("cyclegan", "label_smoothing"): "LeastSquaresLoss",
     ("gpgan", "label_smoothing"): "WassersteinLoss",
     ("sngan", "label_smoothing"): "HingeLoss",
+    ("stylegan2", "virtual_batchnorm"): "has none",    # no batch norm
 }
 
 #: tiny networks of the models not in conftest's SMALL
@@ -36,6 +37,7 @@ TINY = {
     "lapgan": [],
     "ssgan": ["data.labels_per_class=2"],
     "sngan": ["model.generator.ngf=8", "model.discriminator.ndf=8", "loss.d_steps=1"],
+    "stylegan2": ["model.preset=tiny", "model.latent_dim=32", "model.w_dim=32"],
 }
 
 

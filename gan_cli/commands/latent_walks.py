@@ -1,5 +1,7 @@
 """gan-sample's latent-space tools for models that draw from Gaussian latent vectors (LatentSampler): walks between
-fixed latent points (interpolate=K), as a grid or an animated GIF, and truncated latents (truncation=PSI)."""
+fixed latent points (interpolate=K), as a grid or an animated GIF, and truncated latents (truncation=PSI): z drawn
+from the truncated normal, or, for a model that truncates in a latent space of its own (TruncatingSampler, e.g.
+StyleGAN2's w), z ~ N(0, I) with psi handed to its `generate`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 from torch import Tensor
 
 from gan_cli.errors import UserError
-from gan_cli.models.contract import LatentSampler
+from gan_cli.models.contract import LatentSampler, TruncatingSampler
 from gan_cli.visuals import to_grid
 
 ANCHORS = 4  # latent points an animation's walks pass through (a closed loop)
@@ -31,15 +33,25 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 def latents(model: LatentSampler, n: int, truncation: float | None) -> Tensor:
     """`n` latent vectors: N(0, I), or with `truncation` psi every coordinate drawn from the normal truncated to
-    [-psi, psi] (BigGAN's truncation trick: psi trades variety for typical images; 0 gives the centre, z = 0)."""
+    [-psi, psi] (BigGAN's truncation trick: psi trades variety for typical images; 0 gives the centre, z = 0).
+    A TruncatingSampler gets N(0, I) either way: `generate` truncates in its own latent space."""
     z = torch.empty(n, model.latent_dim, device=model.device)
     if truncation is None:
         return z.normal_()
     if truncation < 0:
         raise UserError(f"truncation={truncation}: give psi >= 0 (e.g. 0.5; 0 draws every sample at z = 0).")
+    if isinstance(model, TruncatingSampler):
+        return z.normal_()
     if truncation == 0:
         return z.zero_()
     return torch.nn.init.trunc_normal_(z, 0.0, 1.0, -truncation, truncation)
+
+
+def generate(model: LatentSampler, z: Tensor, labels: Tensor | None, truncation: float | None) -> Tensor:
+    """model.generate(z, labels), with psi for a model that truncates in its own latent space."""
+    if isinstance(model, TruncatingSampler):
+        return model.generate(z, labels, truncation=truncation)
+    return model.generate(z, labels)
 
 
 def walk_points(starts: Tensor, ends: Tensor, steps: int) -> Tensor:
@@ -53,7 +65,7 @@ def walk_grid(model: LatentSampler, walks: int, steps: int, labels: Tensor | Non
     """Images of `walks` walks of `steps` points each, a walk a row (each walk keeps its row's label)."""
     starts, ends = latents(model, walks, truncation), latents(model, walks, truncation)
     row_labels = None if labels is None else labels.repeat_interleave(steps)
-    return model.generate(walk_points(starts, ends, steps), row_labels)
+    return generate(model, walk_points(starts, ends, steps), row_labels, truncation)
 
 
 def walk_frames(model: LatentSampler, walks: int, steps: int, labels: Tensor | None,
@@ -64,7 +76,7 @@ def walk_frames(model: LatentSampler, walks: int, steps: int, labels: Tensor | N
     legs = [walk_points(anchors[i], anchors[(i + 1) % ANCHORS], steps + 1).view(walks, steps + 1, -1)[:, :-1]
             for i in range(ANCHORS)]  # the last point of a leg is the first of the next
     path = torch.cat(legs, dim=1).transpose(0, 1)  # (frames, walks, d)
-    images = [model.generate(points, labels) for points in path]
+    images = [generate(model, points, labels, truncation) for points in path]
     return torch.stack(images)
 
 

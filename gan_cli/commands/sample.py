@@ -77,12 +77,12 @@ def sample_latents(model, cfg: DictConfig, n: int, labels: Tensor | None, nrow: 
     of the walks side by side."""
     if not isinstance(model, LatentSampler):
         raise UserError(f"interpolate= and truncation= choose the latent vectors of models that draw from Gaussian "
-                        f"noise (model=gan, dcgan, cgan, vae); this checkpoint holds {type(model).__name__}, whose "
-                        "samples come otherwise. Leave them out.")
+                        f"noise (model=gan, dcgan, cgan, vae, stylegan2); this checkpoint holds "
+                        f"{type(model).__name__}, whose samples come otherwise. Leave them out.")
     if cfg.get("chain"):
         raise UserError("chain=true cannot be combined with interpolate= or truncation=: leave chain= out.")
     if cfg.interpolate is None:
-        images = model.generate(walks.latents(model, n, cfg.truncation), labels)
+        images = walks.generate(model, walks.latents(model, n, cfg.truncation), labels, cfg.truncation)
         return write_images(images, cfg.output, output, to_folder, mean, std, lambda: to_grid(images, nrow, mean, std))
     steps = cfg.interpolate
     if steps < 2:

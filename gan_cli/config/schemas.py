@@ -88,7 +88,7 @@ class SampleConfig:
     text: Optional[str] = None       # a caption for a text-to-image model (model=text_cgan, stackgan)
     text_file: Optional[str] = None  # a file of captions, one a line
     interpolate: Optional[int] = None  # K: walks of K images between latent points (a row each, or output=X.gif)
-    truncation: Optional[float] = None  # psi: latents from the normal truncated to [-psi, psi]
+    truncation: Optional[float] = None  # psi: z truncated to [-psi, psi]; stylegan2: w_avg + psi (w - w_avg)
 
 
 @dataclass

@@ -5,9 +5,10 @@ capability declares below; a model lists its capabilities among its base classes
 | capability      | models                                                   | used by                               |
 |-----------------|----------------------------------------------------------|---------------------------------------|
 | Sampler         | gan, dcgan, cgan, infogan, ssgan, lapgan, text_cgan,     | gan-sample, gan-eval (FID/KID/IS),    |
-|                 | stackgan, vae, rbm                                       | the mode-coverage callback            |
+|                 | stackgan, vae, rbm, stylegan2                            | the mode-coverage callback            |
 | ChainSampler    | lapgan                                                   | gan-sample chain=true                 |
-| LatentSampler   | gan, dcgan, cgan, vae                                    | gan-sample interpolate=, truncation=  |
+| LatentSampler   | gan, dcgan, cgan, sngan, vae, stylegan2                  | gan-sample interpolate=, truncation=  |
+| TruncatingSampler | stylegan2 (truncates in its own w)                     | gan-sample truncation=                |
 | TextSampler     | text_cgan, stackgan                                      | gan-sample text= / text_file=         |
 | Translator      | pix2pix, cyclegan, unit, direct_translation              | gan-translate, gan-eval               |
 | LabelClassifier | classifier, dbn, capsnet                                 | gan-eval (held-out accuracy)          |
@@ -65,6 +66,16 @@ class LatentSampler(Sampler):
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """Images (in data space, eval mode) for the latent vectors `z` (n, latent_dim) and, for a conditional
         model, their labels."""
+
+
+class TruncatingSampler(LatentSampler):
+    """A LatentSampler that truncates in a latent space of its own rather than z's: gan-sample's truncation=PSI
+    draws z ~ N(0, I) and hands psi to `generate`, which moves each sample's intermediate latent towards the
+    model's average one (StyleGAN's w_avg + psi (w - w_avg): psi 0 gives the average image, 1 no truncation)."""
+
+    @abstractmethod
+    def generate(self, z: Tensor, labels: Tensor | None = None, truncation: float | None = None) -> Tensor:
+        """As LatentSampler.generate, truncated by psi = `truncation` (None: not truncated)."""
 
 
 class TextSampler(Sampler):

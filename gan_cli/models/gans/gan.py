@@ -31,6 +31,20 @@ class NoiseToImage(Sampler):
             labels = self.sample_labels(n)
         return self.generate(self.sample_noise(n), labels)
 
+    def fix_grid_noise(self, num_samples: int, latent_dim: int, per_row: int = 8) -> None:
+        """Fixed noise for the logged sample grid (buffers: checkpoints keep it); a conditional model's grid has
+        `per_row` samples of each label, row r all label r."""
+        if self.num_classes:
+            self.register_buffer("fixed_labels", torch.arange(self.num_classes).repeat_interleave(per_row))
+            num_samples = self.num_classes * per_row
+        self.grid_row = per_row
+        self.register_buffer("fixed_z", torch.randn(num_samples, latent_dim))
+
+    @torch.no_grad()
+    def grid_samples(self) -> tuple[Tensor, int]:
+        """The logged grid: the images of the fixed noise (and labels), and the images a row."""
+        return self.generate(self.fixed_z, getattr(self, "fixed_labels", None)), self.grid_row
+
 
 class GAN(AdversarialModule, NoiseToImage, LatentSampler):
     """A generator G(z[, y]) and a discriminator D(x[, y]) trained against each other.
@@ -55,14 +69,7 @@ class GAN(AdversarialModule, NoiseToImage, LatentSampler):
                 "data (data=mnist_5k, mnist, fashion_mnist, cifar10), or data=image_folder with "
                 "data.dataset.labels_from_subfolders=true data.num_classes=N."
             )
-        # Fixed noise for the logged sample grid; for a conditional model row r is all label r.
-        per_row = 8
-        if self.num_classes:
-            labels = torch.arange(self.num_classes).repeat_interleave(per_row)
-            self.register_buffer("fixed_labels", labels)
-            num_samples = len(labels)
-        self.grid_row = per_row
-        self.register_buffer("fixed_z", torch.randn(num_samples, self.latent_dim))
+        self.fix_grid_noise(num_samples, self.latent_dim)
 
     def generators(self) -> list[nn.Module]:
         return [self.generator]
@@ -85,7 +92,7 @@ class GAN(AdversarialModule, NoiseToImage, LatentSampler):
 
     @torch.no_grad()
     def visuals(self) -> dict[str, tuple[Tensor, int]]:
-        return {"samples": (self.generate(self.fixed_z, getattr(self, "fixed_labels", None)), self.grid_row)}
+        return {"samples": self.grid_samples()}
 
     # --- training ----------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> None:
