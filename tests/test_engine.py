@@ -29,6 +29,7 @@ STEPS = {
     "gan": ["model=gan", *SMALL["gan"]],
     "dcgan": ["model=dcgan", *SMALL["dcgan"]],
     "cgan": ["model=cgan", *SMALL["cgan"]],
+    "dcgan+tricks": ["model=dcgan", *SMALL["dcgan"], "tricks=[ema,ada,r1,spectral_norm,diffaugment,label_smoothing]"],
     "sngan": ["model=sngan", "model.generator.ngf=8", "model.discriminator.ndf=8", "data.image_size=16"],
     "stylegan2": ["model=stylegan2", "data.image_size=16", "model.preset=tiny", "model.latent_dim=32", "model.w_dim=32",
                   "model.r1_interval=2", "model.pl_interval=2"],  # the lazy R1 and path-length steps between log steps

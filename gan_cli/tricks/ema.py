@@ -1,11 +1,11 @@
 """`ema`: an exponential moving average of each generator's weights (Karras et al.; Yazici et al. 2019),
-which samples and is evaluated in place of the generator. torch's AveragedModel keeps the average."""
+which samples and is evaluated in place of the generator. torch's AveragedModel holds the average."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from gan_cli.config.ranges import Decay
 from gan_cli.tricks.base import Trick
@@ -33,7 +33,7 @@ class EMA(Trick):
 
     def setup(self, model) -> None:
         for generator in model.generators():
-            average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=False)
+            average = AveragedModel(generator, use_buffers=False)  # a copy and its count; updated below
             average.requires_grad_(False)
             self._keys[id(generator)] = network_key(model, generator)
             self.averages[self._keys[id(generator)]] = average
@@ -42,7 +42,11 @@ class EMA(Trick):
     def after_generator_step(self, model) -> None:
         for generator in model.generators():
             average = self.averages[self._keys[id(generator)]]
-            average.update_parameters(generator)
+            # AveragedModel.update_parameters would read its count on the host; the same rule on the device
+            weight = torch.where(average.n_averaged == 0, 1.0, 1.0 - self.decay)  # the first update copies
+            averaged = list(average.module.parameters())
+            torch._foreach_lerp_(averaged, [p.detach() for p in generator.parameters()], [weight] * len(averaged))
+            average.n_averaged += 1
             for mine, theirs in zip(average.module.buffers(), generator.buffers()):
                 mine.copy_(theirs)
 
