@@ -33,7 +33,9 @@ from throughput import compose_train, quiet_frameworks  # noqa: E402
 #: name -> gan-train overrides (each trains for the same time)
 RECIPES = {
     "dcgan": ["model=dcgan"],
+    "dcgan+ema": ["model=dcgan", "tricks=[ema]"],
     "cgan": ["model=cgan"],
+    "cgan+ema": ["model=cgan", "tricks=[ema]"],
     "sngan": ["model=sngan"],
     "stylegan2": ["model=stylegan2"],
     "stylegan2+ada": ["model=stylegan2", "tricks=[ada]"],
