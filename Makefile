@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create the virtual environment in .venv (first time only)
 
-train: $(STAMP) ## train the default job (DCGAN on the embedded MNIST digits); extra overrides: make train ARGS="model=cgan"
+train: $(STAMP) ## train the default job (the conditional GAN on the embedded MNIST digits); extra overrides: make train ARGS="model=dcgan"
 	$(BIN)/gan-train $(ARGS)
 
 test: $(STAMP) ## run the test suite
@@ -36,9 +36,10 @@ bench-faults: $(STAMP) ## random SIGKILLs across the model families, each resume
 bench-translation: $(STAMP) ## learning check: CycleGAN and pix2pix error to a known true mapping, before vs after training (ARGS="--quick")
 	$(BIN)/python benchmarks/translation_learning.py $(ARGS)
 
-bench-quality: $(STAMP) ## sample quality: cgan/dcgan, then infogan, ssgan, ring8 tricks, lapgan vs dcgan (an hour on CPU; ARGS="--quick")
+bench-quality: $(STAMP) ## sample quality: cgan/dcgan, then infogan, ssgan, ring8 tricks, lapgan vs dcgan, then dcgan/sngan/stylegan2(+ada) in equal time (two hours on CPU; ARGS="--quick")
 	$(BIN)/python benchmarks/quality.py $(ARGS)
 	$(BIN)/python benchmarks/zoo_quality.py $(ARGS)
+	$(BIN)/python benchmarks/modern_quality.py $(ARGS)
 
 bench-lectures: $(STAMP) ## RBM vs scikit-learn, DBN pre-trained vs random, CapsNet's table, VAE vs DCGAN (about an hour on CPU)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/rbm_vs_sklearn.py

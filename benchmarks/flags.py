@@ -15,7 +15,8 @@ averaged to 8x8 RGB), with
 The sample grids go to docs/flags_<model>.png (the README shows them). On the CPU the runs are 32 px, 100 epochs
 (minutes each); --size 64 --epochs 200 is the lecture's setting.
 
-    python benchmarks/flags.py [--size 32] [--epochs 100] [--out outputs/bench-flags] [--quick] [OVERRIDE ...]
+    python benchmarks/flags.py [--size 32] [--epochs 100] [--only vae dcgan ...] [--out outputs/bench-flags] [--quick]
+        [OVERRIDE ...]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ RUNS = {
     "dcgan": ["experiment=flags_dcgan"],
     "dcgan_minibatch": ["experiment=flags_dcgan", "tricks=[minibatch_discrimination]"],
     "dcgan_diffaugment": ["experiment=flags_dcgan", "tricks=[diffaugment]"],
+    "dcgan_ada": ["experiment=flags_dcgan", "tricks=[ada]"],
 }
 SAMPLES = 256
 
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench-flags"))
     parser.add_argument("--quick", action="store_true", help="2 batches a run: checks the script, not the models")
     parser.add_argument("--grids", type=Path, default=DOCS, help="where the sample grids go (default: docs/)")
+    parser.add_argument("--only", nargs="+", default=list(RUNS), choices=list(RUNS), help="runs to make")
     parser.add_argument("overrides", nargs="*", help="gan-train overrides for every run, e.g. engine=fast")
     args = parser.parse_args()
     quiet_frameworks()
@@ -92,8 +95,8 @@ def main() -> None:
     print(f"{len(real)} real flags at {args.size} px; {args.epochs} epochs of batch 32 per run; "
           f"{torch.get_num_threads()} threads\n", flush=True)
     rows = {}
-    for name, overrides in RUNS.items():
-        ckpt, seconds = train_run(name, [*overrides, *common], args.out, args.quick)
+    for name in args.only:
+        ckpt, seconds = train_run(name, [*RUNS[name], *common], args.out, args.quick)
         model, config = load_model(ckpt)
         torch.manual_seed(0)
         samples = model.sample(SAMPLES)

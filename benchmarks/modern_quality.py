@@ -39,6 +39,11 @@ RECIPES = {
     "sngan": ["model=sngan"],
     "stylegan2": ["model=stylegan2"],
     "stylegan2+ada": ["model=stylegan2", "tricks=[ada]"],
+    # the paper sizes take a CPU seconds per step; the same recipes at DCGAN-like widths
+    "sngan-small": ["model=sngan", "model.generator.ngf=128"],
+    "stylegan2-small": ["model=stylegan2", "model.channel_base=4096", "model.channel_max=128"],
+    "stylegan2-small+ada": ["model=stylegan2", "model.channel_base=4096", "model.channel_max=128", "tricks=[ada]",
+                            "tricks.ada.ada_kimg=100"],
 }
 
 

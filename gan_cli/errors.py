@@ -26,10 +26,15 @@ class RunInterrupted(UserError):
 def user_message(error: BaseException) -> str:
     """The paragraph to show for `error`.
 
-    A UserError raised inside a DataLoader worker comes back re-wrapped with the worker's traceback in
-    its text; only the original message is kept. Lines are wrapped at 100 characters, but for lines indented
+    A UserError raised while Hydra instantiates an object comes back as the cause of Hydra's own error, and one
+    raised inside a DataLoader worker re-wrapped with the worker's traceback in its text; only the original
+    message is kept. Lines are wrapped at 100 characters, but for lines indented
     by two spaces (a command to paste), which are kept whole.
     """
+    cause = error
+    while cause is not None and not isinstance(cause, UserError):
+        cause = cause.__cause__
+    error = cause or error
     text = str(error)
     marker = f"{type(error).__name__}: "
     if "Original Traceback" in text and marker in text:

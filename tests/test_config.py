@@ -61,11 +61,20 @@ def test_model_takes_the_chosen_loss(make_cfg):
     assert type(module.loss).__name__ == "WassersteinGPLoss" and module.loss.d_steps == 3
 
 
-def test_defaults_are_the_documented_default_job(make_cfg):
-    cfg = make_cfg()
-    assert cfg.model.generator._target_.endswith("DCGANGenerator")
+def test_defaults_are_the_documented_default_job():
+    # composed as gan-train composes it with no arguments (make_cfg puts the suite's model=dcgan first)
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(version_base="1.3", config_module="gan_cli.conf"):
+        cfg = compose("train")
+    # the README's default job: the class-conditional cgan with DCGAN's networks, 15 epochs of mnist_5k at 32 px
+    assert cfg.model.conditional and cfg.model.generator._target_.endswith("DCGANGenerator")
+    assert cfg.model.generator.num_classes == cfg.data.num_classes == 10
     assert cfg.data.dataset._target_.endswith("MNIST5k") and cfg.data.image_size == 32
-    assert cfg.loss._target_.endswith("NonSaturatingLoss")
+    assert cfg.loss._target_.endswith("NonSaturatingLoss") and cfg.trainer.max_epochs == 15
+    assert not cfg.get("tricks")
 
 
 @pytest.mark.parametrize("override, named", [

@@ -16,7 +16,7 @@ import torch
 from tests.conftest import QUICK, SMALL, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = [*QUICK, *SMALL["dcgan"], "trainer.max_epochs=5", "trainer.deterministic=true", "seed=7",
+ARGS = [*QUICK, "model=dcgan", *SMALL["dcgan"], "trainer.max_epochs=5", "trainer.deterministic=true", "seed=7",
         "logger=none", "callbacks.sample_grid.every_n_batches=3",
         "+callbacks.slow._target_=tests.helpers.SlowDown", "+callbacks.slow.seconds=0.25"]
 

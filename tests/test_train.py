@@ -92,12 +92,16 @@ def test_cgan_grid_rows_are_labels(make_cfg):
 def test_cgan_refuses_unlabelled_data(make_cfg):
     from hydra.errors import InstantiationException
 
-    from gan_cli.errors import UserError
+    from gan_cli.errors import UserError, user_message
 
     cfg = make_cfg(*QUICK, "model=cgan", "data.num_classes=0")
-    with pytest.raises(InstantiationException, match="no labels"):
+    with pytest.raises(InstantiationException, match="no labels") as error:
         build(cfg)
     assert issubclass(NonFiniteLossError, UserError)
+    # the user sees the model's paragraph alone, not Hydra's wrapping of it, and the way out
+    shown = user_message(error.value)
+    assert shown.startswith("This model is class-conditional") and "Error in call" not in shown
+    assert "model=dcgan" in shown
 
 
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(make_cfg):

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-#: groups whose every option is composed on top of the default job (model=dcgan data=mnist_5k)
+#: groups whose every option is composed on top of model=dcgan data=mnist_5k (the default job, `gan-train` with no
+#: arguments, has an entry of its own)
 GROUPS = ("loss", "data", "tricks", "metrics", "text_encoder", "callbacks", "logger", "trainer", "strategy",
           "experiment", "debug", "launcher", "hparams_search")
 
@@ -35,12 +36,14 @@ def options(group: str) -> list[str]:
 
 
 def runs() -> dict[str, list[str]]:
-    """name -> gan-train overrides (translation data with the model of its layout, the rest with the default's)."""
-    chosen = {f"model={m}": [f"model={m}"] for m in options("model")}
+    """name -> gan-train overrides (translation data with the model of its layout, experiments with their own, the
+    rest with model=dcgan)."""
+    chosen = {"default job": [], **{f"model={m}": [f"model={m}"] for m in options("model")}}
     for group in GROUPS:
         for option in options(group):
             value = f"[{option}]" if group == "tricks" else option
-            chosen[f"{group}={option}"] = [*translation_model(group, option), f"{group}={value}"]
+            model = translation_model(group, option) or ([] if group == "experiment" else ["model=dcgan"])
+            chosen[f"{group}={option}"] = [*model, f"{group}={value}"]
     return chosen
 
 

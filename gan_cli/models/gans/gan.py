@@ -67,7 +67,9 @@ class GAN(AdversarialModule, NoiseToImage, LatentSampler):
             raise UserError(
                 "This model is class-conditional but the data has no labels (data.num_classes=0). Use labelled "
                 "data (data=mnist_5k, mnist, fashion_mnist, cifar10), or data=image_folder with "
-                "data.dataset.labels_from_subfolders=true data.num_classes=N."
+                "data.dataset.labels_from_subfolders=true data.num_classes=N, or an unconditional model for "
+                "unlabelled data (model=dcgan, sngan or stylegan2; gan-train's default model is the conditional "
+                "cgan)."
             )
         self.fix_grid_noise(num_samples, self.latent_dim)
 
