@@ -22,7 +22,11 @@ from gan_cli.models.contract import LatentSampler, Sampler
 
 
 class NoiseToImage(Sampler):
-    """A Sampler whose images are `generate(sample_noise(n), labels)` (GAN and LAPGAN)."""
+    """A Sampler whose images are `generate(sample_noise(n), labels)` (GAN, StyleGAN2 and LAPGAN); its noise is a
+    latent vector of `latent_dim` unless a model says otherwise."""
+
+    def sample_noise(self, n: int) -> Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None) -> Tensor:
@@ -84,9 +88,6 @@ class GAN(AdversarialModule, NoiseToImage, LatentSampler):
         return Critic(self.discriminator, lambda network, images: network(images, labels))
 
     # --- sampling ----------------------------------------------------------------------------------
-    def sample_noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device)
-
     @torch.no_grad()
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """G(z | labels) in eval mode, with the network that samples (the moving average with tricks=[ema])."""

@@ -125,9 +125,6 @@ class StyleGAN2(AdversarialModule, NoiseToImage, TruncatingSampler):
         return self.optimizer(parameters, lr=self.lr * c, **settings)
 
     # --- sampling ------------------------------------------------------------------------------------
-    def sample_noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device)
-
     @torch.no_grad()
     def generate(self, z: Tensor, labels: Tensor | None = None, truncation: float | None = None) -> Tensor:
         """Images of G's moving average (eval mode: each layer's fixed noise) for `z`, truncated in W by psi."""
