@@ -46,7 +46,7 @@ def test_a_held_folder_is_refused_naming_the_holder(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_second_gan_train_in_the_same_folder_stops_at_once(tmp_path):
     run = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "gan_cli", *QUICK, "trainer.max_epochs=30",
+    first = subprocess.Popen([sys.executable, "-m", "gan_cli", *QUICK, "model=dcgan", "trainer.max_epochs=30",
                               f"hydra.run.dir={run}"], cwd=tmp_path, env={**os.environ, **ENV},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -20,9 +20,9 @@ from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 #: 4 batches an epoch of a tiny DCGAN, slowed down so that a signal lands in the middle of an epoch
-ARGS = ["data=fake", "data.dataset.size=64", "data.batch_size=16", "trainer=cpu", "trainer.max_epochs=4",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "model.generator.ngf=4",
-        "model.discriminator.ndf=4", "trainer.deterministic=true", "seed=7", "logger=none",
+ARGS = ["model=dcgan", "data=fake", "data.dataset.size=64", "data.batch_size=16", "trainer=cpu",
+        "trainer.max_epochs=4", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        "model.generator.ngf=4", "model.discriminator.ndf=4", "trainer.deterministic=true", "seed=7", "logger=none",
         "+callbacks.slow._target_=tests.helpers.SlowDown", "+callbacks.slow.seconds=0.3"]
 ENV = {"PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
 

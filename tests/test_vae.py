@@ -196,7 +196,7 @@ def test_the_flags_experiments_compare_a_conv_vae_and_dcgan_on_the_same_data(fla
     default = {"vae": compose_train(tmp_path / "x", ["experiment=flags_vae", f"data.root={flags}"]),
                "dcgan": compose_train(tmp_path / "y", ["experiment=flags_dcgan", f"data.root={flags}"])}
     assert default["vae"].trainer.max_epochs == default["dcgan"].trainer.max_epochs == 200
-    assert vae.model.encoder._target_.endswith("ConvEncoder") and vae.model.likelihood == "gaussian"
+    assert vae.model.encoder._target_.endswith("ConvEncoder") and vae.model.likelihood == "bernoulli"
     assert dcgan.model.generator._target_.endswith("DCGANGenerator")
     for name, cfg in (("vae", vae), ("dcgan", dcgan)):
         metrics = train(cfg)
