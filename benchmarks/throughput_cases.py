@@ -64,6 +64,7 @@ class Case:
     limit: bool = False  # a GAN step: measure benchmarks/throughput_limit.limit_gan beside it
     reference: str | None = None  # "dcgan", "cycle_gan" or "pix2pix": the reference implementation (--refs)
     fp32_too: bool = False  # on a GPU also engine=fast in fp32, to show what bf16 gains
+    capture: bool = False  # on a GPU also engine=fast engine.capture_step=true (the whole update in one CUDA graph)
     results: dict[str, list[float]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # side -> what it is, TFLOP/s, ...
 
@@ -81,18 +82,18 @@ def make_cases(device: str) -> list[Case]:
              "data.std=[0.5,0.5,0.5]", "model.generator.ngf=64", "model.discriminator.ndf=64"]
     cases = [
         Case("dcgan", "DCGAN-64", [*dcgan, "data.batch_size=64"], fake_images, plain_gan, batch_size=64, warmup=2,
-             timed=20, quick_warmup=1, quick_timed=3, repeats=3, limit=True, reference="dcgan"),
+             timed=20, quick_warmup=1, quick_timed=3, repeats=3, limit=True, reference="dcgan", capture=True),
         Case("mlp", "MLP GAN (32px)", ["model=gan", *common, "data.batch_size=64", "data.image_size=32",
                                        "data.channels=1"],
              fake_images, plain_gan, batch_size=64, warmup=20, timed=200, quick_warmup=20, quick_timed=20,
-             repeats=5, limit=True),
+             repeats=5, limit=True, capture=True),
         Case("cyclegan", f"CycleGAN-{256 if gpu else 128}", ["model=cyclegan", "data=unpaired_folder",
                                                               f"data.crop_size={256 if gpu else 128}", *translation],
              unpaired_images, plain_cyclegan, batch_size=1, warmup=2, timed=10,
              quick_warmup=1, quick_timed=2, repeats=3, reference="cycle_gan", fp32_too=True),
         Case("pix2pix", "pix2pix-256", ["model=pix2pix", "data=paired_folder", "data.crop_size=256", *translation],
              paired_images, plain_pix2pix, batch_size=1, warmup=2, timed=20,
-             quick_warmup=1, quick_timed=2, repeats=3, reference="pix2pix"),
+             quick_warmup=1, quick_timed=2, repeats=3, reference="pix2pix", capture=True),
     ]
     cases.insert(2, Case("vae", "VAE (28px)", ["model=vae", *common, "data.batch_size=64", "data.image_size=28",
                                                "data.channels=1"],
@@ -101,7 +102,7 @@ def make_cases(device: str) -> list[Case]:
     if gpu:
         cases.insert(1, Case("dcgan256", "DCGAN-64 batch 256", [*dcgan, "data.batch_size=256"], fake_images,
                              plain_gan, batch_size=256, warmup=2, timed=20, quick_warmup=1, quick_timed=3, repeats=3,
-                             limit=True, reference="dcgan", fp32_too=True))
+                             limit=True, reference="dcgan", fp32_too=True, capture=True))
     return cases
 
 

@@ -1,6 +1,7 @@
 """The one place that uses Lightning's internals that have no public accessor: how many batches a run has
-trained, whether this batch is a log step, which epoch the loop is in before it tells the samplers, a module's
-optimizers as Lightning reads them from `configure_optimizers`, and two mends of the fit loop's restart."""
+trained and how many optimizer steps it made, whether this batch is a log step, which epoch the loop is in before
+it tells the samplers, a module's optimizers as Lightning reads them from `configure_optimizers`, and two mends of
+the fit loop's restart."""
 
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ def batches_stepped(trainer: pl.Trainer) -> int:
     """Training batches processed in this run so far (restored on resume): the x-axis of the logged scalars, as
     Lightning counts it for log_every_n_steps."""
     return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+def optimizer_steps(trainer: pl.Trainer) -> int:
+    """Optimizer steps a manually optimising model has made (Lightning's global_step for it)."""
+    return trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress.total.completed
+
+
+def count_optimizer_steps(trainer: pl.Trainer, steps: int) -> None:
+    """Count `steps` optimizer steps made without Lightning's optimizer wrapper (replayed from a CUDA graph), as
+    the wrapper counts each: global_step, max_steps and step-based checkpoints go on from them."""
+    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+    for _ in range(steps):
+        progress.increment_ready()
+        progress.increment_completed()
 
 
 def logs_this_step(trainer: pl.Trainer) -> bool:

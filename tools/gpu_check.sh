@@ -11,9 +11,11 @@ mkdir -p "$OUT"
 python -m pip install --quiet --no-index --find-links wheels hydra-core omegaconf mlxtend torchdata 2>&1 | tail -3
 python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | tail -3
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt"
-# the step under torch.cuda.set_sync_debug_mode("error"), and the engine's other tests, on the GPU
-timeout 240 python -m pytest -q -p no:cacheprovider tests/test_engine.py > "$OUT/tests.txt" 2>&1
+# the step under torch.cuda.set_sync_debug_mode("error"), the captured update against eager training and its exact
+# resume, and the engine's other tests, on the GPU
+timeout 300 python -m pytest -q -p no:cacheprovider -rs tests/test_step_capture.py tests/test_engine.py \
+  > "$OUT/tests.txt" 2>&1
 tail -3 "$OUT/tests.txt"
 refs=(); [ -d refs ] && refs=(--refs refs)
-timeout 420 python benchmarks/throughput.py --device cuda --repeats 3 "${refs[@]}" "$@" > "$OUT/bench.txt" 2>&1
+timeout 400 python benchmarks/throughput.py --device cuda --repeats 3 "${refs[@]}" "$@" > "$OUT/bench.txt" 2>&1
 tail -40 "$OUT/bench.txt"

@@ -6,11 +6,16 @@ the convolutions, uses the fused Adam kernels on a GPU and keeps in-memory datas
 A model's training step and its checkpoints are the same under every engine: `nn.Module.compile` compiles a
 network in place (its state-dict keys do not change), and memory formats do not change values. A model that
 cannot run compiled says so in `compile_refusal` (gan_cli.models.base.GenerativeModule).
+
+`engine.capture_step` goes further on a GPU: the whole update of a step, every optimizer step included, is captured
+once in a CUDA graph and replayed (gan_cli.models.step_capture). It is built for gan, dcgan, cgan and pix2pix
+without tricks; other models say why not in `capture_refusal`.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from typing import Literal
 
@@ -39,20 +44,26 @@ class Engine(pl.Callback):
     matmul_precision: torch.set_float32_matmul_precision ("high" lets fp32 matmuls use TF32 on a GPU);
     fused_optimizer: Adam, AdamW and SGD with their fused kernels, on a GPU;
     data_on_device: in-memory datasets (mnist_5k, data=fake, ...) copied once to the training device and batched
-        there: no per-batch copy from the host.
+        there: no per-batch copy from the host;
+    capture_step: the whole update of a training step captured in one CUDA graph and replayed, with capturable
+        optimizers: True (refused off a GPU), "gpu" (only when training on a GPU), False. It replaces
+        compile's per-network graphs: the networks are not compiled then.
     """
 
     def __init__(self, compile: bool | Literal["gpu"] = False,
                  compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
                  = "default", channels_last: bool = False,
                  matmul_precision: Literal["highest", "high", "medium"] = "highest", fused_optimizer: bool = False,
-                 data_on_device: bool = False) -> None:
-        if compile not in COMPILE_CHOICES:
-            raise UserError(f"Invalid config value engine.compile={compile}: give true (always), false (never) or gpu "
-                            "(only when training on a GPU).")
+                 data_on_device: bool = False, capture_step: bool | Literal["gpu"] = False) -> None:
+        for name, value in (("compile", compile), ("capture_step", capture_step)):
+            if value not in COMPILE_CHOICES:
+                raise UserError(f"Invalid config value engine.{name}={value}: give true (always), false (never) or gpu "
+                                "(only when training on a GPU).")
         self.compile, self.compile_mode, self.channels_last = compile, compile_mode, channels_last
         self.matmul_precision, self.fused_optimizer, self.data_on_device = matmul_precision, fused_optimizer, data_on_device
+        self.capture_step = capture_step
         self.compiled = False  # whether this run's networks were compiled
+        self.captured = False  # whether this run's updates are replayed from CUDA graphs
         self._cuda_graphs = False
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -66,6 +77,10 @@ class Engine(pl.Callback):
             fuse_optimizer(pl_module)
         if self.data_on_device and trainer.datamodule is not None:
             trainer.datamodule.data_device = device
+        if self.capture_step is True or (self.capture_step == "gpu" and device.type == "cuda"):
+            capture_updates(pl_module, device, trainer)
+            self.captured = True
+            return  # the whole update is one graph: no per-network graphs inside it
         if self.compile is True or (self.compile == "gpu" and device.type == "cuda"):
             compile_networks(pl_module, self.compile_mode)
             self.compiled = True
@@ -85,6 +100,29 @@ def compile_networks(module: pl.LightningModule, mode: str) -> None:
     for network in module.networks():
         network.compile(mode=mode)
     log.info("Compiled %d networks (torch.compile mode=%s): the first steps take longer", len(module.networks()), mode)
+
+
+def capture_updates(module: pl.LightningModule, device: torch.device, trainer: pl.Trainer | None = None) -> None:
+    """Replay `module`'s updates from CUDA graphs, with capturable optimizers, or refuse with the reason."""
+    from gan_cli.models.step_capture import CapturedStep
+
+    reason = "" if device.type == "cuda" else f"CUDA graphs need a CUDA GPU, and this run trains on {device.type}."
+    if trainer is not None and not reason:
+        if str(trainer.precision) == "16-mixed":
+            reason = ("fp16's gradient scaler decides on the host whether each step is skipped; train with "
+                      "trainer.precision=bf16-mixed or 32-true.")
+        elif trainer.world_size > 1:
+            reason = "the gradient all-reduce across several GPUs is not captured; train on one GPU to capture."
+    reason = reason or getattr(module, "capture_refusal", lambda: "it is not a gan-cli model.")()
+    if reason:
+        raise UserError(f"{model_name(type(module))} cannot be trained with engine.capture_step: {reason} Train it with "
+                        "engine.capture_step=false (engine.compile still applies), or engine.capture_step=gpu to "
+                        "capture only when training on a GPU.")
+    make = getattr(module, "optimizer", None)
+    if isinstance(make, functools.partial) and "capturable" in inspect.signature(make.func).parameters:
+        module.optimizer = functools.partial(make, capturable=True)
+    module.step_capture = CapturedStep(device)
+    log.info("The training step's updates are captured in CUDA graphs and replayed (engine.capture_step)")
 
 
 def fuse_optimizer(module: pl.LightningModule) -> None:

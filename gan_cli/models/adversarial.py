@@ -76,6 +76,19 @@ class AdversarialModule(GenerativeModule):
             generator = trick.inference_network(self, generator)
         return generator
 
+    # --- the update in a CUDA graph (engine.capture_step) --------------------------------------------
+    captured_counters = ("d_updates",)
+
+    def capture_key(self) -> tuple:
+        return (self.generator_due(),)
+
+    def trick_capture_refusal(self) -> str:
+        """Tricks keep host state between steps (EMA's count, ADA's p schedule, the unrolled copies), so a model
+        with tricks runs its update eagerly."""
+        if self.tricks:
+            return f"tricks={list(self.tricks)} keep state on the host between steps, which a replayed graph skips."
+        return ""
+
     # --- the adversarial terms ---------------------------------------------------------------------
     def generator_due(self) -> bool:
         """Whether the generator is updated together with the coming discriminator update (every k-th)."""

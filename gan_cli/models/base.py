@@ -5,7 +5,7 @@ step counters for models and callbacks (whether this batch is a log step, how ma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pytorch_lightning as pl
 import torch
@@ -15,6 +15,9 @@ from gan_cli import __version__
 from gan_cli.checkpoint import first_non_finite
 from gan_cli.errors import NonFiniteLossError
 from gan_cli.lightning_state import batches_stepped, logs_this_step
+
+if TYPE_CHECKING:
+    from gan_cli.models.step_capture import CapturedStep
 
 
 class GenerativeModule(pl.LightningModule):
@@ -36,6 +39,8 @@ class GenerativeModule(pl.LightningModule):
         #: values that cost extra work (gradient norms, D's mean scores, accuracies) computed and logged
         self.logs_this_step = False
         self._first_bad_step: dict[str, Tensor] = {}  # loss name -> first non-finite step (-1: none)
+        #: set by engine.capture_step on a GPU: run_update replays the updates from CUDA graphs
+        self.step_capture: CapturedStep | None = None
 
     # --- what the model shows ----------------------------------------------------------------------
     def visuals(self) -> dict[str, tuple[Tensor, int]]:
@@ -51,14 +56,36 @@ class GenerativeModule(pl.LightningModule):
         """Why this model cannot train with compiled networks (engine.compile), or "" if it can."""
         return ""
 
+    # --- the update, captured in a CUDA graph (engine.capture_step) ---------------------------------
+    #: integer attributes the update advances on the host (replayed updates advance them by as much)
+    captured_counters: tuple[str, ...] = ()
+
+    def capture_refusal(self) -> str:
+        """Why this model's update cannot be captured in a CUDA graph (engine.capture_step), or "" if it can: a
+        model that runs its update through `run_update` and keeps no other host state per step can."""
+        return "its training step does not run its update through run_update, so nothing in it can be replayed."
+
+    def capture_key(self) -> tuple:
+        """What decides which updates this step makes (one graph is captured per value)."""
+        return ()
+
+    def run_update(self, update: Callable[..., dict[str, Tensor]], *inputs: Tensor | None) -> dict[str, Tensor]:
+        """`update(*inputs)`: the part of the training step that changes the weights, returning what the step
+        logs. Under engine.capture_step on a GPU it is replayed from a CUDA graph (gan_cli.models.step_capture)."""
+        if self.step_capture is None:
+            return update(*inputs)
+        return self.step_capture.run(self, update, inputs)
+
     # --- non-finite losses -------------------------------------------------------------------------
     def track_finite(self, name: str, loss: Tensor) -> None:
-        """Remember the first step at which `loss` stopped being finite, without a device sync."""
+        """Remember the first step at which `loss` stopped being finite, without a device sync (in place, so that
+        a replayed CUDA graph records it too)."""
         first = self._first_bad_step.get(name)
         if first is None:
-            first = torch.tensor(-1, device=loss.device)
+            first = self._first_bad_step[name] = torch.full((), -1, dtype=torch.long, device=loss.device)
+        step = self.step_capture.step_number if self.step_capture is not None else self.batches_seen
         bad = ~torch.isfinite(loss.detach())
-        self._first_bad_step[name] = torch.where(bad & (first < 0), self.batches_seen, first)
+        first.copy_(torch.where(bad & (first < 0), step, first))
 
     def check_finite(self) -> None:
         """Raise (syncing with the device) if any tracked loss has been non-finite."""

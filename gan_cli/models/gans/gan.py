@@ -99,14 +99,20 @@ class GAN(AdversarialModule, NoiseToImage, LatentSampler):
 
     # --- training ----------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        real = batch["image"]
         labels = batch["label"] if self.num_classes else None
+        self.log_step(self.run_update(self.adversarial_update, batch["image"], labels))
+
+    def adversarial_update(self, real: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
+        """A D update, and every k-th batch a G update (replayed from a CUDA graph under engine.capture_step)."""
         opt_g, opt_d = self.optimizers()
         generator_due = self.generator_due()
         logs = self.discriminator_step(real, labels, opt_d)
         if generator_due:
             logs |= self.generator_step(real, labels, opt_g)
-        self.log_step(logs)
+        return logs
+
+    def capture_refusal(self) -> str:
+        return self.trick_capture_refusal()
 
     def discriminator_step(self, real: Tensor, labels: Tensor | None, opt_d) -> dict:
         """Ascend V(D, G) on a minibatch of real images and a minibatch of fakes."""

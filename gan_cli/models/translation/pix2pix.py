@@ -52,7 +52,10 @@ class Pix2Pix(TranslationModel):
         return {"G_GAN": self.generator_adversarial_loss(critic, fake_B, real_B), "G_L1": self.lambda_L1 * F.l1_loss(fake_B, real_B)}
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        real_A, real_B = batch["A"], batch["B"]
+        self.log_step(self.run_update(self.translation_update, batch["A"], batch["B"]))
+
+    def translation_update(self, real_A: Tensor, real_B: Tensor) -> dict[str, Tensor]:
+        """A D update, and every k-th batch a G update (replayed from a CUDA graph under engine.capture_step)."""
         opt_g, opt_d = self.optimizers()
         generator_due = self.generator_due()
         with torch.set_grad_enabled(generator_due):
@@ -68,7 +71,10 @@ class Pix2Pix(TranslationModel):
                 terms = self.generator_terms(critic, fake_B, real_B)
                 logs |= self.update(opt_g, terms, "g_loss", [self.G])
             self.generator_updated()
-        self.log_step(logs)
+        return logs
+
+    def capture_refusal(self) -> str:
+        return self.trick_capture_refusal()
 
     def example_rows(self) -> list[Tensor]:
         """input, output, target."""

@@ -1,0 +1,155 @@
+"""engine.capture_step (gan_cli.models.step_capture): a step's whole update captured in a CUDA graph and replayed.
+
+On a CPU: who may capture and who is refused with the reason, and the host bookkeeping a replay relies on. On a GPU
+(skipped elsewhere): replayed training ends with the weights and counters of eager training, makes no host-device
+sync, and resumes exactly after a kill."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gan_cli.callbacks.engine import Engine, capture_updates
+from gan_cli.commands.train import build
+from gan_cli.lightning_state import count_optimizer_steps
+from tests.conftest import QUICK, SMALL, translation_quick
+from tests.helpers import refusal
+from tests.test_engine import SyncIsAnError, quick
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CUDA graphs)")
+DCGAN = [*QUICK, *SMALL["dcgan"], "data.image_size=16", "data.dataset.size=32"]
+
+
+def built(make_cfg, *overrides: str):
+    return build(make_cfg(*overrides))
+
+
+def test_capturing_off_a_gpu_is_refused_with_the_reason(make_cfg):
+    datamodule, module, trainer = built(make_cfg, *DCGAN, "engine.capture_step=true")
+    error = refusal(lambda: trainer.fit(module, datamodule=datamodule))
+    assert "model=dcgan cannot be trained with engine.capture_step: CUDA graphs need a CUDA GPU" in str(error)
+    assert "engine.capture_step=false" in str(error) and "engine.capture_step=gpu" in str(error)
+
+
+def test_capture_on_a_gpu_only_leaves_a_cpu_run_eager(make_cfg):
+    datamodule, module, trainer = built(make_cfg, *DCGAN, "engine.capture_step=gpu")
+    trainer.fit(module, datamodule=datamodule)
+    assert module.step_capture is None and trainer.global_step == 2 * module.d_updates == 2 * 2  # D and G, 2 batches
+    assert not next(c for c in trainer.callbacks if isinstance(c, Engine)).captured
+
+
+def test_a_bad_capture_choice_is_named(make_cfg):
+    error = refusal(lambda: build(make_cfg(*QUICK, "engine.capture_step=sometimes")))
+    assert "engine.capture_step=sometimes" in str(error) and "gpu" in str(error)
+
+
+@pytest.mark.parametrize("model, reason", [
+    ("dcgan+tricks", "tricks=['ema', 'ada', 'r1', 'spectral_norm', 'diffaugment', 'label_smoothing'] keep state on the "
+                     "host between steps"),
+    ("stylegan2", "does not run its update through run_update"),
+    ("infogan", "does not run its update through run_update"),
+])
+def test_a_model_that_cannot_be_captured_is_named_with_its_reason(make_cfg, model, reason):
+    _, module, _ = built(make_cfg, *quick(model, None, None))
+    error = refusal(lambda: capture_updates(module, torch.device("cuda")))  # refused before anything reaches CUDA
+    assert "cannot be trained with engine.capture_step: " in str(error) and reason in str(error)
+
+
+@pytest.mark.parametrize("precision, world_size, reason", [
+    ("16-mixed", 1, "fp16's gradient scaler decides on the host whether each step is skipped"),
+    ("bf16-mixed", 2, "the gradient all-reduce across several GPUs is not captured"),
+])
+def test_fp16_and_several_gpus_are_refused_with_the_reason(make_cfg, precision, world_size, reason):
+    from types import SimpleNamespace
+
+    _, module, _ = built(make_cfg, *DCGAN)
+    trainer = SimpleNamespace(precision=precision, world_size=world_size)  # what a GPU run's trainer says
+    error = refusal(lambda: capture_updates(module, torch.device("cuda"), trainer))
+    assert "model=dcgan cannot be trained with engine.capture_step: " + reason in str(error)
+
+
+def test_gan_and_pix2pix_can_be_captured_and_key_their_graphs_on_the_coming_updates(make_cfg, image_pairs):
+    _, gan, _ = built(make_cfg, *QUICK, *SMALL["dcgan"], "loss.d_steps=2")
+    _, pix2pix, _ = built(make_cfg, *translation_quick("pix2pix", image_pairs))
+    assert gan.capture_refusal() == pix2pix.capture_refusal() == ""
+    keys = []
+    for _ in range(4):
+        keys.append(gan.capture_key())
+        gan.d_updates += 1
+    assert keys == [(False,), (True,), (False,), (True,)]  # D alone, then D and G: two graphs
+    assert gan.captured_counters == ("d_updates",)
+
+
+def test_counted_optimizer_steps_are_lightnings_global_step(make_cfg):
+    datamodule, module, trainer = built(make_cfg, *DCGAN)
+    trainer.fit(module, datamodule=datamodule)
+    before = trainer.global_step
+    count_optimizer_steps(trainer, 3)  # what a replayed D+G+D update would add
+    assert trainer.global_step == before + 3
+
+
+def test_a_non_finite_loss_is_recorded_in_place_at_its_first_step(make_cfg):
+    """The first non-finite step is kept in one device tensor updated in place: a replayed graph updates it too."""
+    _, module, _ = built(make_cfg, *DCGAN)
+    module.track_finite("d_loss", torch.tensor(1.0))
+    first = module._first_bad_step["d_loss"]
+    for loss in (float("nan"), 2.0, float("inf")):
+        module.track_finite("d_loss", torch.tensor(loss))
+    assert module._first_bad_step["d_loss"] is first and int(first) == 0  # batches_seen is 0 without a trainer
+
+
+# --- on a GPU ---------------------------------------------------------------------------------------
+def trained(make_cfg, *overrides: str):
+    datamodule, module, trainer = build(make_cfg(*overrides, "trainer=gpu", "trainer.deterministic=true"))
+    trainer.fit(module, datamodule=datamodule)
+    return module, trainer
+
+
+@GPU
+@pytest.mark.parametrize("run", [
+    [*SMALL["dcgan"], "data.dataset.size=320", "data.image_size=16", "seed=3"],  # 20 batches of 16
+    [*SMALL["dcgan"], "data.dataset.size=320", "data.image_size=16", "seed=3", "loss.d_steps=2", "loss=wgan_gp"],
+    [*SMALL["cgan"], "data.dataset.size=320", "seed=3", "model=cgan"],
+], ids=["dcgan", "dcgan-wgan_gp-k2", "cgan"])
+def test_on_a_gpu_replayed_fp32_training_ends_with_the_weights_and_counters_of_eager_training(make_cfg, run):
+    eager, eager_trainer = trained(make_cfg, *QUICK, *run)
+    replayed, replayed_trainer = trained(make_cfg, *QUICK, *run, "engine.capture_step=true")
+    assert replayed.step_capture is not None and replayed.step_capture.graphs  # it did replay
+    assert replayed_trainer.global_step == eager_trainer.global_step and replayed.d_updates == eager.d_updates
+    weights = eager.state_dict()
+    for name, weight in replayed.state_dict().items():
+        if weight.is_floating_point() and weights[name].norm() > 0:
+            assert (weight - weights[name]).norm() / weights[name].norm() < 1e-5, name
+
+
+@GPU
+def test_on_a_gpu_pix2pix_replays_its_updates(make_cfg, image_pairs):
+    module, trainer = trained(make_cfg, *translation_quick("pix2pix", image_pairs), "engine.capture_step=true",
+                              "trainer.max_epochs=3")
+    assert module.step_capture.graphs and trainer.global_step == 2 * module.d_updates
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+@GPU
+def test_on_a_gpu_a_replayed_step_never_synchronises(make_cfg):
+    from tests.test_engine import SPARSE_LOGS
+
+    datamodule, module, trainer = build(make_cfg(*DCGAN, *SPARSE_LOGS, "engine.capture_step=true", "trainer=gpu",
+                                                 "trainer.max_epochs=3"))
+    check = SyncIsAnError()
+    trainer.callbacks.insert(len(trainer.callbacks) - 2, check.callback)
+    trainer.fit(module, datamodule=datamodule)  # a synchronising call raises inside the step
+    assert check.callback.checked >= 4 and module.step_capture.graphs
+
+
+@GPU
+def test_on_a_gpu_a_replayed_run_killed_mid_epoch_resumes_exactly(tmp_path):
+    from tests.resume_helpers import kill_and_resume
+
+    overrides = [*SMALL["dcgan"], "data=fake", "data.dataset.size=48", "data.batch_size=8", "data.image_size=16",
+                 "trainer=gpu", "trainer.deterministic=true", "engine.capture_step=true", "trainer.max_epochs=3",
+                 "callbacks.last_checkpoint.every_n_train_steps=3", "callbacks.last_checkpoint.every_n_epochs=null",
+                 "logger=csv"]
+    at, different, compared = kill_and_resume(tmp_path, overrides, 18, seed=5)
+    assert compared > 20 and not different, f"killed after batch {at}: {different}"
