@@ -106,7 +106,10 @@ def window(case: Case, args: argparse.Namespace, tmp: Path) -> tuple[int, int]:
         rate, _ = measure_limit(case, overrides, args.device, args.threads, 1.0, tmp / "calibration")
     else:
         rate = measure_plain(case, overrides, args.device, args.threads, 1, 3, tmp / "calibration")
-    return warmup, max(timed, math.ceil(args.min_seconds * rate / case.batch_size))
+    timed = max(timed, math.ceil(args.min_seconds * rate / case.batch_size))
+    if case.max_batches is not None:  # a dataset of fixed size: the window stays within its one epoch
+        timed = min(timed, case.max_batches - warmup - 1)
+    return warmup, timed
 
 
 def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> None:

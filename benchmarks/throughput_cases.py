@@ -1,8 +1,8 @@
 """The cases benchmarks/throughput.py measures: for each model, the gan-train overrides, the training data, and
 the plain PyTorch loop that does the same work.
 
-For each model (DCGAN-64; the MLP GAN of Goodfellow et al.; the VAE; CycleGAN at 128 px; pix2pix at 256 px) the
-benchmark measures, in one process:
+For each model (DCGAN-64; the MLP GAN of Goodfellow et al.; the VAE; CycleGAN at 128 px; pix2pix at 256 px;
+text_cgan on captioned digits) the benchmark measures, in one process:
 
   a. gan-train's real path: the config a user gets from `gan-train model=... data=... ...` (composed by
      Hydra from the packaged conf/, with the default callbacks: checkpoints, sample grid, RNG state and
@@ -17,7 +17,9 @@ benchmark measures, in one process:
          loss halved (`gan_cli.nets.ImagePool`, weights initialised by `gan_cli.nets.norm.init_weights_`);
        - pix2pix: G(input); one D update on (input, target) vs (input, detached output), halved; then one
          G update on the adversarial term + 100 * L1, D frozen.
-       - VAE: one Adam update on the negative ELBO, computed by the model's own `objective` (no Lightning).
+       - VAE: one Adam update on the negative ELBO, computed by the model's own `objective` (no Lightning);
+       - text_cgan: one matching-aware D update and one G update (adversarial + INT terms), with the model's own
+         term functions (gan_cli.models.text_to_image.matching, `generated_loss`).
      The translation models' learning-rate schedules (LambdaLR) step only at epoch end, after the timed
      window, and start at factor 1, so the plain loops use the constant model.lr and have none.
      Checked by hand: from the same seed, both sides' weights after the same batches are bit-identical
@@ -65,6 +67,7 @@ class Case:
     reference: str | None = None  # "dcgan", "cycle_gan" or "pix2pix": the reference implementation (--refs)
     fp32_too: bool = False  # on a GPU also engine=fast in fp32, to show what bf16 gains
     capture: bool = False  # on a GPU also engine=fast engine.capture_step=true (the whole update in one CUDA graph)
+    max_batches: int | None = None  # the batches of one epoch of a dataset of fixed size (windows stay inside it)
     results: dict[str, list[float]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # side -> what it is, TFLOP/s, ...
 
@@ -99,6 +102,10 @@ def make_cases(device: str) -> list[Case]:
                                                "data.channels=1"],
                          fake_images, plain_vae, batch_size=64, warmup=20, timed=200, quick_warmup=20, quick_timed=20,
                          repeats=5))
+    cases.append(Case("text_cgan", "text_cgan (28px)", ["model=text_cgan", "text_encoder=hashing", *run,
+                                                        "data.batch_size=64"],
+                      captioned_digits, plain_text_cgan, batch_size=64, warmup=5, timed=50, quick_warmup=3,
+                      quick_timed=5, repeats=3, max_batches=4500 // 64))
     if gpu:
         cases.insert(1, Case("dcgan256", "DCGAN-64 batch 256", [*dcgan, "data.batch_size=256"], fake_images,
                              plain_gan, batch_size=256, warmup=2, timed=20, quick_warmup=1, quick_timed=3, repeats=3,
@@ -131,6 +138,12 @@ def unpaired_images(folder: Path, count: int) -> list[str]:
     for seed, domain in enumerate("AB"):
         write_pngs(folder / f"train{domain}", count, 256, 256, seed)
     return [f"data.root={folder}"]
+
+
+def captioned_digits(folder: Path, count: int) -> list[str]:
+    """data=mnist_5k_captions (text_cgan's default): the 4,500 packaged training digits with their captions,
+    embedded by text_encoder=hashing (no sentence model to load); the window stays within its 70 batches."""
+    return []
 
 
 def paired_images(folder: Path, count: int) -> list[str]:
@@ -286,3 +299,35 @@ def plain_vae(cfg, device: str) -> tuple[Step, dict[str, nn.Module]]:
         update(optimizer, model.objective(batch["image"].to(device), training=True)["loss"])
 
     return step, {"encoder": model.encoder, "decoder": model.decoder}
+
+
+def plain_text_cgan(cfg, device: str) -> tuple[Step, dict[str, nn.Module]]:
+    """TextCGAN.training_step with loss.d_steps=1: one matching-aware D update ((real, text) real; (fake, text)
+    and (real, wrong text) fake), then G's adversarial term + the INT term on interpolated captions, D frozen. The
+    model's own term functions (gan_cli.models.text_to_image), its networks built by its constructor; the caption
+    bank the model keeps for sampling is not kept."""
+    from hydra.utils import instantiate
+
+    from gan_cli.models.text_to_image.matching import matching_discriminator_terms
+
+    model = instantiate(cfg.model).to(device).train()
+    opt_g, opt_d = model.configure_optimizers()
+
+    def step(batch: dict) -> None:
+        real, text, wrong = (batch[key].to(device) for key in ("image", "text", "wrong_text"))
+        with torch.no_grad():
+            fake = model.generator(model.sample_noise(real.size(0)), text)
+        terms, _, _, _ = matching_discriminator_terms(model, model.discriminator, real, fake, text, wrong)
+        update(opt_d, sum(terms.values()))
+        model.loss.after_d_step(model.discriminator)
+        with frozen(model.discriminator):
+            g_loss, kl = model.generated_loss(real, text)
+            if model.interpolation:
+                beta = model.interpolation_beta
+                mixed = beta * text + (1 - beta) * text[torch.randperm(text.size(0), device=text.device)]
+                g_loss = g_loss + model.interpolation * model.generated_loss(real, mixed)[0]
+            if kl is not None:
+                g_loss = g_loss + model.kl_weight * kl
+            update(opt_g, g_loss)
+
+    return step, {"generator": model.generator, "discriminator": model.discriminator}

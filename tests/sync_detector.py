@@ -48,6 +48,17 @@ class HostReads(TorchFunctionMode):
         return result
 
 
+def host_reads_beside(optimizers: list[torch.optim.Optimizer]) -> HostReads:
+    """HostReads that knows the optimizers' step counts stay on the host (Adam's, unless fused or capturable)."""
+    mode = HostReads()
+    for optimizer in optimizers:
+        on_device = optimizer.defaults.get("fused") or optimizer.defaults.get("capturable")
+        for state in optimizer.state.values():
+            if torch.is_tensor(state.get("step")) and not on_device:
+                mode.host.add(state["step"])
+    return mode
+
+
 class HostReadsBetweenLogSteps(pl.Callback):
     """Puts each training batch that is not a log step (from the callbacks' on_train_batch_start to their
     on_train_batch_end: the model's hooks, its training step, Lightning's optimizer calls) under HostReads. Put it
@@ -62,12 +73,7 @@ class HostReadsBetweenLogSteps(pl.Callback):
         from gan_cli.lightning_state import logs_this_step
 
         if not logs_this_step(trainer):
-            self.mode = HostReads()
-            for optimizer in trainer.optimizers:  # Adam keeps its step count on the host unless fused or capturable
-                on_device = optimizer.defaults.get("fused") or optimizer.defaults.get("capturable")
-                for state in optimizer.state.values():
-                    if torch.is_tensor(state.get("step")) and not on_device:
-                        self.mode.host.add(state["step"])
+            self.mode = host_reads_beside(trainer.optimizers)
             self.mode.__enter__()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

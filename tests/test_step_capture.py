@@ -99,6 +99,43 @@ def test_a_non_finite_loss_is_recorded_in_place_at_its_first_step(make_cfg):
     assert module._first_bad_step["d_loss"] is first and int(first) == 0  # batches_seen is 0 without a trainer
 
 
+def host_scalars(module: torch.nn.Module) -> dict[str, object]:
+    """The public Python scalars of a model and of every sub-module (its loss, its networks)."""
+    return {f"{name}.{key}": value for name, sub in module.named_modules() for key, value in vars(sub).items()
+            if isinstance(value, (bool, int, float, str)) and not key.startswith("_")}
+
+
+@pytest.mark.parametrize("model", ["dcgan", "dcgan-wgan_gp-k2", "cgan", "pix2pix"])
+def test_what_a_capture_records_reads_nothing_on_the_host_and_changes_only_the_counted_state(
+        make_cfg, image_pairs, monkeypatch, model):
+    """What engine.capture_step needs of an update, checked on the CPU: run as a capture runs it (with the log
+    step's values), it reads no device value on the host (tests/sync_detector.py), and the only host state it
+    changes is the model's `captured_counters` (a replay advances them; anything else would be skipped)."""
+    from gan_cli.models.base import GenerativeModule
+    from tests.sync_detector import host_reads_beside
+
+    overrides = {"dcgan": DCGAN, "dcgan-wgan_gp-k2": [*DCGAN, "loss=wgan_gp", "loss.d_steps=2"],
+                 "cgan": [*QUICK, *SMALL["cgan"], "model=cgan", "data.dataset.size=32"],
+                 "pix2pix": translation_quick("pix2pix", image_pairs)}[model]
+    checked = []
+
+    def as_captured(self, update, *inputs):
+        before, self.logs_this_step = host_scalars(self), True
+        with host_reads_beside(self.trainer.optimizers) as reads:  # (a capture uses capturable optimizers)
+            logs = update(*inputs)
+        changed = {key for key, value in host_scalars(self).items() if before.get(key) != value}
+        checked.append((reads.found, changed - {"logs_this_step"}))
+        return logs
+
+    monkeypatch.setattr(GenerativeModule, "run_update", as_captured)
+    datamodule, module, trainer = build(make_cfg(*overrides, "trainer.max_epochs=2"))
+    trainer.fit(module, datamodule=datamodule)
+    assert len(checked) >= 4
+    for found, changed in checked:
+        assert not found, found[0][1]
+        assert changed <= {f".{name}" for name in module.captured_counters}, changed
+
+
 # --- on a GPU ---------------------------------------------------------------------------------------
 def trained(make_cfg, *overrides: str):
     datamodule, module, trainer = build(make_cfg(*overrides, "trainer=gpu", "trainer.deterministic=true"))
