@@ -8,8 +8,9 @@ network in place (its state-dict keys do not change), and memory formats do not 
 cannot run compiled says so in `compile_refusal` (gan_cli.models.base.GenerativeModule).
 
 `engine.capture_step` goes further on a GPU: the whole update of a step, every optimizer step included, is captured
-once in a CUDA graph and replayed (gan_cli.models.step_capture). It is built for gan, dcgan, cgan and pix2pix
-without tricks; other models say why not in `capture_refusal`.
+once in a CUDA graph and replayed (gan_cli.models.step_capture). It is built for gan, dcgan, cgan, sngan,
+infogan, ssgan, lapgan, text_cgan, stackgan and pix2pix without tricks; other models say why not in
+`capture_refusal`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class Engine(pl.Callback):
     data_on_device: in-memory datasets (mnist_5k, data=fake, ...) copied once to the training device and batched
         there: no per-batch copy from the host;
     capture_step: the whole update of a training step captured in one CUDA graph and replayed, with capturable
-        optimizers: True (refused off a GPU), "gpu" (only when training on a GPU), False. It replaces
-        compile's per-network graphs: the networks are not compiled then.
+        optimizers: True (a run that cannot is refused with the reason), "gpu" (where it can, on a GPU; other runs
+        go on without it), False. It replaces compile's per-network graphs: the networks are not compiled then.
     """
 
     def __init__(self, compile: bool | Literal["gpu"] = False,
@@ -78,9 +79,16 @@ class Engine(pl.Callback):
         if self.data_on_device and trainer.datamodule is not None:
             trainer.datamodule.data_device = device
         if self.capture_step is True or (self.capture_step == "gpu" and device.type == "cuda"):
-            capture_updates(pl_module, device, trainer)
-            self.captured = True
-            return  # the whole update is one graph: no per-network graphs inside it
+            reason = capture_refusal(pl_module, device, trainer)
+            if self.capture_step is True and reason:
+                raise UserError(f"{model_name(type(pl_module))} cannot be trained with engine.capture_step: {reason} "
+                                "Train it with engine.capture_step=false (engine.compile still applies), or "
+                                "engine.capture_step=gpu to capture only where it can on a GPU.")
+            if not reason:
+                capture_updates(pl_module, device)
+                self.captured = True
+                return  # the whole update is one graph: no per-network graphs inside it
+            log.info("engine.capture_step=gpu: %s trains without it (%s)", model_name(type(pl_module)), reason)
         if self.compile is True or (self.compile == "gpu" and device.type == "cuda"):
             compile_networks(pl_module, self.compile_mode)
             self.compiled = True
@@ -102,22 +110,22 @@ def compile_networks(module: pl.LightningModule, mode: str) -> None:
     log.info("Compiled %d networks (torch.compile mode=%s): the first steps take longer", len(module.networks()), mode)
 
 
-def capture_updates(module: pl.LightningModule, device: torch.device, trainer: pl.Trainer | None = None) -> None:
-    """Replay `module`'s updates from CUDA graphs, with capturable optimizers, or refuse with the reason."""
+def capture_refusal(module: pl.LightningModule, device: torch.device, trainer) -> str:
+    """Why `module`'s updates cannot be replayed from CUDA graphs in this run, or "" if they can."""
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA GPU, and this run trains on {device.type}."
+    if str(trainer.precision) == "16-mixed":
+        return ("fp16's gradient scaler decides on the host whether each step is skipped; train with "
+                "trainer.precision=bf16-mixed or 32-true.")
+    if trainer.world_size > 1:
+        return "the gradient all-reduce across several GPUs is not captured; train on one GPU to capture."
+    return getattr(module, "capture_refusal", lambda: "it is not a gan-cli model.")()
+
+
+def capture_updates(module: pl.LightningModule, device: torch.device) -> None:
+    """Replay `module`'s updates from CUDA graphs, with capturable optimizers."""
     from gan_cli.models.step_capture import CapturedStep
 
-    reason = "" if device.type == "cuda" else f"CUDA graphs need a CUDA GPU, and this run trains on {device.type}."
-    if trainer is not None and not reason:
-        if str(trainer.precision) == "16-mixed":
-            reason = ("fp16's gradient scaler decides on the host whether each step is skipped; train with "
-                      "trainer.precision=bf16-mixed or 32-true.")
-        elif trainer.world_size > 1:
-            reason = "the gradient all-reduce across several GPUs is not captured; train on one GPU to capture."
-    reason = reason or getattr(module, "capture_refusal", lambda: "it is not a gan-cli model.")()
-    if reason:
-        raise UserError(f"{model_name(type(module))} cannot be trained with engine.capture_step: {reason} Train it with "
-                        "engine.capture_step=false (engine.compile still applies), or engine.capture_step=gpu to "
-                        "capture only when training on a GPU.")
     make = getattr(module, "optimizer", None)
     if isinstance(make, functools.partial) and "capturable" in inspect.signature(make.func).parameters:
         module.optimizer = functools.partial(make, capturable=True)

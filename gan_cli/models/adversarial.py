@@ -82,12 +82,12 @@ class AdversarialModule(GenerativeModule):
     def capture_key(self) -> tuple:
         return (self.generator_due(),)
 
-    def trick_capture_refusal(self) -> str:
+    def capture_refusal(self) -> str:
         """Tricks keep host state between steps (EMA's count, ADA's p schedule, the unrolled copies), so a model
         with tricks runs its update eagerly."""
-        if self.tricks:
+        if self.tricks and not super().capture_refusal():
             return f"tricks={list(self.tricks)} keep state on the host between steps, which a replayed graph skips."
-        return ""
+        return super().capture_refusal()
 
     # --- the adversarial terms ---------------------------------------------------------------------
     def generator_due(self) -> bool:

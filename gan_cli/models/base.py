@@ -57,13 +57,16 @@ class GenerativeModule(pl.LightningModule):
         return ""
 
     # --- the update, captured in a CUDA graph (engine.capture_step) ---------------------------------
+    #: whether the training step makes its whole update through `run_update`, keeping no other host state
+    captures_update: bool = False
     #: integer attributes the update advances on the host (replayed updates advance them by as much)
     captured_counters: tuple[str, ...] = ()
 
     def capture_refusal(self) -> str:
-        """Why this model's update cannot be captured in a CUDA graph (engine.capture_step), or "" if it can: a
-        model that runs its update through `run_update` and keeps no other host state per step can."""
-        return "its training step does not run its update through run_update, so nothing in it can be replayed."
+        """Why this model's update cannot be captured in a CUDA graph (engine.capture_step), or "" if it can."""
+        if not self.captures_update:
+            return "its training step does not run its update through run_update, so nothing in it can be replayed."
+        return ""
 
     def capture_key(self) -> tuple:
         """What decides which updates this step makes (one graph is captured per value)."""

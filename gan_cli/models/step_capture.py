@@ -21,17 +21,17 @@ batch's tensors and returns what the step logs. Replaying reuses the captured me
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
+from pytorch_lightning import LightningModule
 from torch import Tensor
 
 from gan_cli.lightning_state import count_optimizer_steps, optimizer_steps
 
-if TYPE_CHECKING:
-    from gan_cli.models.base import GenerativeModule
-
 Update = Callable[..., dict[str, Tensor]]
+#: a gan_cli.models.base.GenerativeModule (that module imports this one)
+Model = LightningModule
 
 
 @dataclass
@@ -54,7 +54,7 @@ class CapturedStep:
         self.graphs: dict[tuple, Captured] = {}
         self.eager_calls: dict[tuple, int] = {}  # warm-up calls made per key
 
-    def run(self, model: GenerativeModule, update: Update, inputs: tuple[Tensor | None, ...]) -> dict[str, Tensor]:
+    def run(self, model: Model, update: Update, inputs: tuple[Tensor | None, ...]) -> dict[str, Tensor]:
         self.step_number.fill_(model.batches_seen)
         key = (model.capture_key(), tuple(None if t is None else (tuple(t.shape), t.dtype) for t in inputs))
         rates = learning_rates(model)
@@ -69,7 +69,7 @@ class CapturedStep:
         captured.graph.replay()  # the capture recorded the step without running it; its host effects happened
         return dict(captured.outputs)
 
-    def capture(self, model: GenerativeModule, update: Update, inputs: tuple[Tensor | None, ...],
+    def capture(self, model: Model, update: Update, inputs: tuple[Tensor | None, ...],
                 rates: tuple[float, ...]) -> Captured:
         static = tuple(None if t is None else t.clone() for t in inputs)
         before = host_counters(model)
@@ -86,7 +86,7 @@ class CapturedStep:
         advance = {name: value - before[name] for name, value in host_counters(model).items()}
         return Captured(graph, static, outputs, advance, rates)
 
-    def replay(self, model: GenerativeModule, captured: Captured, inputs: tuple[Tensor | None, ...]
+    def replay(self, model: Model, captured: Captured, inputs: tuple[Tensor | None, ...]
                ) -> dict[str, Tensor]:
         for static, given in zip(captured.inputs, inputs):
             if static is not None:
@@ -106,18 +106,18 @@ def on_side_stream(update: Update, inputs: tuple[Tensor | None, ...]) -> dict[st
     return outputs
 
 
-def learning_rates(model: GenerativeModule) -> tuple[float, ...]:
+def learning_rates(model: Model) -> tuple[float, ...]:
     """The learning rate of every parameter group: a capture holds them as constants."""
     return tuple(group["lr"] for optimizer in model.trainer.optimizers for group in optimizer.param_groups)
 
 
-def host_counters(model: GenerativeModule) -> dict[str, int]:
+def host_counters(model: Model) -> dict[str, int]:
     """The host counters an update advances: Lightning's optimizer steps and the model's `captured_counters`."""
     return {"optimizer_steps": optimizer_steps(model.trainer)} | {
         name: getattr(model, name) for name in model.captured_counters}
 
 
-def advance_host_counters(model: GenerativeModule, advance: dict[str, int]) -> None:
+def advance_host_counters(model: Model, advance: dict[str, int]) -> None:
     for name, steps in advance.items():
         if name == "optimizer_steps":
             count_optimizer_steps(model.trainer, steps)

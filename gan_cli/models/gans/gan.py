@@ -57,6 +57,8 @@ class GAN(AdversarialModule, NoiseToImage, LatentSampler):
     image goes to D, and G gets the same labels for its fakes.
     """
 
+    captures_update = True
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
                  optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = None,
                  d_lr: PositiveFloat | None = None, num_samples: PositiveInt = 64, conditional: bool = False) -> None:
@@ -110,9 +112,6 @@ class GAN(AdversarialModule, NoiseToImage, LatentSampler):
         if generator_due:
             logs |= self.generator_step(real, labels, opt_g)
         return logs
-
-    def capture_refusal(self) -> str:
-        return self.trick_capture_refusal()
 
     def discriminator_step(self, real: Tensor, labels: Tensor | None, opt_d) -> dict:
         """Ascend V(D, G) on a minibatch of real images and a minibatch of fakes."""

@@ -59,6 +59,8 @@ class InfoGAN(AdversarialModule, Sampler, SelfEvaluating):
     The networks must be built for the same codes (conf/model/infogan.yaml interpolates them).
     """
 
+    captures_update = True
+
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
                  optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4, g_lr: PositiveFloat | None = None,
                  d_lr: PositiveFloat | None = None, noise_dim: int = 62, categorical_codes: Sequence[int] = (10,),
@@ -213,13 +215,16 @@ class InfoGAN(AdversarialModule, Sampler, SelfEvaluating):
 
     # --- training ----------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        real = batch["image"]
+        self.log_step(self.run_update(self.adversarial_update, batch["image"]), shown=("d_loss", "g_loss", "info_loss"))
+
+    def adversarial_update(self, real: Tensor) -> dict[str, Tensor]:
+        """A D update, and every k-th batch a G update (replayed from a CUDA graph under engine.capture_step)."""
         opt_g, opt_d = self.optimizers()
         generator_due = self.generator_due()
         logs = self.discriminator_step(real, opt_d)
         if generator_due:
             logs |= self.generator_step(real, opt_g)
-        self.log_step(logs, shown=("d_loss", "g_loss", "info_loss"))
+        return logs
 
     def discriminator_step(self, real: Tensor, opt_d) -> dict:
         """D ascends V(D, G) and, with Q, ascends lambda * L_I on the same fakes."""

@@ -40,6 +40,8 @@ class LAPGAN(AdversarialModule, NoiseToImage, ChainSampler):
     ignores them.
     """
 
+    captures_update = True
+
     def __init__(self, loss: AdversarialLoss, optimizer: Callable[..., Optimizer],
                  coarse_generator: Callable[..., nn.Module], coarse_discriminator: Callable[..., nn.Module],
                  residual_generator: Callable[..., nn.Module], residual_discriminator: Callable[..., nn.Module],
@@ -161,15 +163,18 @@ class LAPGAN(AdversarialModule, NoiseToImage, ChainSampler):
 
     # --- training ----------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        real = batch["image"]
         labels = batch["label"] if self.num_classes else None
+        self.log_step(self.run_update(self.adversarial_update, batch["image"], labels))
+
+    def adversarial_update(self, real: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
+        """A D update, and every k-th batch a G update (replayed from a CUDA graph under engine.capture_step)."""
         opt_g, opt_d = self.optimizers()
         generator_due = self.generator_due()
         pairs = self.training_pairs(real)
         logs = self.discriminator_step(pairs, labels, opt_d)
         if generator_due:
             logs |= self.generator_step(pairs, labels, opt_g)
-        self.log_step(logs)
+        return logs
 
     def discriminator_step(self, pairs: list[tuple[Tensor | None, Tensor]], labels: Tensor | None, opt_d) -> dict:
         """Every D_k on its real pairs (l_k, h_k) against (l_k, G_k(z_k, l_k)), the losses summed."""

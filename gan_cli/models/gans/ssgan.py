@@ -68,6 +68,8 @@ class SSGAN(AdversarialModule, Sampler, SelfEvaluating):
     `lr_decay_epochs` (the reference code's decay).
     """
 
+    captures_update = True
+
     num_classes = 0
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
@@ -166,12 +168,17 @@ class SSGAN(AdversarialModule, Sampler, SelfEvaluating):
             labelled, labels = batch["labelled_image"], batch["labelled_label"]
         else:  # no data.labels_per_class: every label the batch has
             labelled, labels = real, batch["label"]
+        self.log_step(self.run_update(self.adversarial_update, real, labelled, labels),
+                      shown=("d_loss", "g_loss", "accuracy"))
+
+    def adversarial_update(self, real: Tensor, labelled: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """A D update, and every k-th batch a G update (replayed from a CUDA graph under engine.capture_step)."""
         opt_g, opt_d = self.optimizers()
         generator_due = self.generator_due()
         logs = self.discriminator_step(real, labelled, labels, opt_d)
         if generator_due:
             logs |= self.generator_step(real, opt_g)
-        self.log_step(logs, shown=("d_loss", "g_loss", "accuracy"))
+        return logs
 
     def discriminator_step(self, real: Tensor, labelled: Tensor, labels: Tensor, opt_d) -> dict:
         """Cross-entropy on the labelled batch plus the GAN terms on the batch of images and one of fakes."""

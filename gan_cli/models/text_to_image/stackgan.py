@@ -38,6 +38,8 @@ class StackGAN(TextConditioned, AdversarialModule):
     """The two stages of StackGAN with their discriminators. Networks come from factories called with
     `text_dim`, `channels` and `image_size` (each stage's own size)."""
 
+    captures_update = True
+
     config_name = "stackgan"
 
     def __init__(self, loss: AdversarialLoss, optimizer: Callable[..., Optimizer],
@@ -192,8 +194,15 @@ class StackGAN(TextConditioned, AdversarialModule):
         return self.kl_weight * kl_to_standard_normal(mu, logvar) / mu.size(1)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        real, text, wrong = batch["image"], batch["text"], batch["wrong_text"]
-        self.remember(text, batch.get("label"))
+        self.remember(batch["text"], batch.get("label"))
+        self.log_step(self.run_update(self.stage_update, batch["image"], batch["text"], batch["wrong_text"]))
+
+    def capture_key(self) -> tuple:
+        return (*super().capture_key(), self.phase())  # the stage being trained
+
+    def stage_update(self, real: Tensor, text: Tensor, wrong: Tensor) -> dict[str, Tensor]:
+        """The D update of the stage being trained, and every k-th batch its G update (replayed from a CUDA graph
+        under engine.capture_step)."""
         phase = self.phase()
         if phase == 1:
             real = F.interpolate(real, size=(self.low_size, self.low_size), mode="area")
@@ -217,7 +226,7 @@ class StackGAN(TextConditioned, AdversarialModule):
                 logs |= self.update(opt_g, adversarial + kl, "g_loss", [generator])
                 logs["train/kl"] = kl.detach()
             self.generator_updated()
-        self.log_step(logs)
+        return logs
 
 
 def build(factory: Callable[..., nn.Module], **sizes) -> nn.Module:

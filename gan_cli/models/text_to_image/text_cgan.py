@@ -32,6 +32,8 @@ class TextCGAN(TextConditioned, AdversarialModule):
     them, for embeddings of training captions kept from the batches seen (of the given labels, if any).
     """
 
+    captures_update = True
+
     config_name = "text_cgan"
 
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: AdversarialLoss,
@@ -84,14 +86,17 @@ class TextCGAN(TextConditioned, AdversarialModule):
         if missing:
             raise UserError(f"model=text_cgan needs batches with caption embeddings ({', '.join(sorted(missing))} "
                             "missing): use captioned data, data=mnist_5k_captions.")
-        real, text, wrong = batch["image"], batch["text"], batch["wrong_text"]
-        self.remember(text, batch.get("label"))
+        self.remember(batch["text"], batch.get("label"))
+        self.log_step(self.run_update(self.adversarial_update, batch["image"], batch["text"], batch["wrong_text"]))
+
+    def adversarial_update(self, real: Tensor, text: Tensor, wrong: Tensor) -> dict[str, Tensor]:
+        """A D update, and every k-th batch a G update (replayed from a CUDA graph under engine.capture_step)."""
         opt_g, opt_d = self.optimizers()
         generator_due = self.generator_due()
         logs = self.discriminator_step(real, text, wrong, opt_d)
         if generator_due:
             logs |= self.generator_step(real, text, opt_g)
-        self.log_step(logs)
+        return logs
 
     def discriminator_step(self, real: Tensor, text: Tensor, wrong: Tensor, opt_d) -> dict:
         """GAN-CLS: (real, text) real; (fake, text) and (real, wrong text) fake, their terms averaged."""

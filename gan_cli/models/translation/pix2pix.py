@@ -27,6 +27,7 @@ from gan_cli.models.translation.base import TranslationModel
 
 class Pix2Pix(TranslationModel):
     GENERATORS = {"AtoB": "G"}
+    captures_update = True
 
     def __init__(self, generator: Callable[[], nn.Module], discriminator: Callable[[], nn.Module],
                  loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4,
@@ -72,9 +73,6 @@ class Pix2Pix(TranslationModel):
                 logs |= self.update(opt_g, terms, "g_loss", [self.G])
             self.generator_updated()
         return logs
-
-    def capture_refusal(self) -> str:
-        return self.trick_capture_refusal()
 
     def example_rows(self) -> list[Tensor]:
         """input, output, target."""
