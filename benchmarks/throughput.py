@@ -13,8 +13,8 @@ in one process, alternating the order every repeat:
   fast       the same with engine=fast (bf16 where the device has it, channels-last, and on a GPU compiled
              networks with CUDA graphs, fused Adam, data kept on the GPU); on a GPU, for the cases where bf16
              must pay, also `fast fp32` (engine=fast trainer.precision=32-true);
-  captured   on a GPU, for gan, dcgan and pix2pix: engine=fast engine.capture_step=true, the whole update of a
-             step (D's and G's, optimizers included) captured once in a CUDA graph and replayed;
+  captured   on a GPU, for gan, dcgan, pix2pix and cyclegan: engine=fast engine.capture_step=true, the whole
+             update of a step (D's and G's, optimizers included) captured once in a CUDA graph and replayed;
   plain      a plain eager PyTorch loop over the same networks, data, optimizers and loss objects;
   limit      for the GAN cases, the same networks in a tight loop on a batch already on the device, bf16 and
              channels-last, on a GPU captured whole in one CUDA graph: the practical limit, with its TFLOP/s;

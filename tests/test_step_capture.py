@@ -22,7 +22,7 @@ DCGAN = [*QUICK, *SMALL["dcgan"], "data.image_size=16", "data.dataset.size=32"]
 
 #: the models whose update engine.capture_step captures, with a quick run of each
 CAPTURED = ("dcgan", "dcgan-wgan_gp-k2", "cgan", "gan", "sngan", "infogan", "ssgan", "lapgan", "text_cgan", "stackgan",
-            "pix2pix")
+            "pix2pix", "cyclegan")
 STACKGAN = ["model=stackgan", "model.stage1_generator.ngf=4", "model.stage1_generator.latent_dim=8",
             "model.stage1_generator.condition_dim=8", "model.stage1_discriminator.ndf=4",
             "model.stage1_discriminator.condition_dim=8", "model.stage2_generator.ngf=4",
@@ -37,6 +37,8 @@ def captured_run(model: str, image_pairs) -> list[str]:
         return [*DCGAN, "loss=wgan_gp", "loss.d_steps=2"]
     if model == "stackgan":  # both stages: Stage-I in the first epoch, Stage-II in the second
         return STACKGAN
+    if model == "cyclegan":  # pools that fill in 2 steps: the rest of the run draws from full pools
+        return [*quick(model, image_pairs, None), "model.pool_size=2"]
     return quick(model, image_pairs, None)
 
 
@@ -96,6 +98,13 @@ def test_the_adversarial_models_can_be_captured_and_key_their_graphs_on_the_comi
         gan.d_updates += 1
     assert keys == [(False,), (True,), (False,), (True,)]  # D alone, then D and G: two graphs
     assert gan.captured_counters == ("d_updates",)
+    _, cyclegan, _ = built(make_cfg, *captured_run("cyclegan", image_pairs))
+    keys = []
+    for _ in range(4):  # batches of 1: the pools of 2 fill in two steps, then every step has the same graph
+        keys.append(cyclegan.capture_key())
+        for pool in cyclegan.image_pools().values():
+            pool.query(torch.zeros(1, 3, 4, 4))
+    assert keys == [(True, 0, 0), (True, 1, 1), (True, 2, 2), (True, 2, 2)]
 
 
 def test_counted_optimizer_steps_are_lightnings_global_step(make_cfg):
@@ -157,7 +166,8 @@ def trained(make_cfg, *overrides: str):
     return module, trainer
 
 
-#: 20 batches of 16 for the GANs; StackGAN through both stages (a graph per stage); pix2pix for 12 batches of 1
+#: 20 batches of 16 for the GANs; StackGAN through both stages (a graph per stage); pix2pix and CycleGAN (its pools
+#: full after 2 batches) for 12 batches of 1
 ON_GPU = {
     "dcgan": [*QUICK, *SMALL["dcgan"], "data.dataset.size=320", "data.image_size=16", "seed=3"],
     "dcgan-wgan_gp-k2": [*QUICK, *SMALL["dcgan"], "data.dataset.size=320", "data.image_size=16", "seed=3",
@@ -165,6 +175,7 @@ ON_GPU = {
     "cgan": [*QUICK, *SMALL["cgan"], "data.dataset.size=320", "seed=3", "model=cgan"],
     "stackgan": [*STACKGAN, "trainer.max_epochs=2"],
     "pix2pix": ["trainer.max_epochs=3"],
+    "cyclegan": ["trainer.max_epochs=3", "model.pool_size=2"],
 }
 
 
@@ -172,7 +183,8 @@ ON_GPU = {
 @pytest.mark.parametrize("model", ON_GPU)
 def test_on_a_gpu_replayed_fp32_training_ends_with_the_weights_and_counters_of_eager_training(
         make_cfg, image_pairs, model):
-    run = [*translation_quick("pix2pix", image_pairs), *ON_GPU[model]] if model == "pix2pix" else ON_GPU[model]
+    translation = model in ("pix2pix", "cyclegan")
+    run = [*translation_quick(model, image_pairs), *ON_GPU[model]] if translation else ON_GPU[model]
     eager, eager_trainer = trained(make_cfg, *run)
     replayed, replayed_trainer = trained(make_cfg, *run, "engine.capture_step=true")
     assert replayed.step_capture is not None and replayed.step_capture.graphs  # it did replay

@@ -2,7 +2,7 @@
 # The GPU checks of the fast engine, for a lent GPU machine (docs/developing.md#speed-rules-for-a-training-step),
 # in two parts that each fit one 10-minute call:
 #   bash tools/gpu_check.sh gan          # install, the GPU tests, make bench's GAN cases (about 9 minutes)
-#   bash tools/gpu_check.sh translation  # install, make bench's CycleGAN and pix2pix cases (about 5 minutes)
+#   bash tools/gpu_check.sh translation  # install, make bench's CycleGAN and pix2pix cases (about 9 minutes)
 # Extra arguments go to benchmarks/throughput.py. Before it, on the development machine: build wheels of what the
 # GPU image lacks into wheels/ (pip wheel hydra-core omegaconf antlr4-python3-runtime==4.9.3 mlxtend torchdata -w
 # wheels), put the reference checkouts in refs/ (examples/dcgan/main.py, cyclegan/{models,options,util}), list
@@ -27,7 +27,7 @@ if [ "$part" = gan ]; then
     "$@" > "$OUT/bench_gan.txt" 2>&1
   tail -40 "$OUT/bench_gan.txt"
 else
-  timeout 280 python benchmarks/throughput.py --device cuda --repeats 3 --models pix2pix,cyclegan "${refs[@]}" \
+  timeout 520 python benchmarks/throughput.py --device cuda --repeats 3 --models pix2pix,cyclegan "${refs[@]}" \
     "$@" > "$OUT/bench_translation.txt" 2>&1
   tail -30 "$OUT/bench_translation.txt"
 fi

@@ -9,7 +9,7 @@ cannot run compiled says so in `compile_refusal` (gan_cli.models.base.Generative
 
 `engine.capture_step` goes further on a GPU: the whole update of a step, every optimizer step included, is captured
 once in a CUDA graph and replayed (gan_cli.models.step_capture). It is built for gan, dcgan, cgan, sngan,
-infogan, ssgan, lapgan, text_cgan, stackgan and pix2pix without tricks; other models say why not in
+infogan, ssgan, lapgan, text_cgan, stackgan, pix2pix and cyclegan without tricks; other models say why not in
 `capture_refusal`.
 """
 

@@ -45,6 +45,7 @@ def identity_loss(generator: nn.Module, target_domain_image: Tensor, weight: flo
 
 class CycleGAN(TranslationModel):
     GENERATORS = {"AtoB": "G_A", "BtoA": "G_B"}
+    captures_update = True
 
     def __init__(self, generator: Callable[[], nn.Module], discriminator: Callable[[], nn.Module],
                  loss: AdversarialLoss, optimizer: Callable[..., Optimizer], lr: PositiveFloat = 2e-4,
@@ -91,7 +92,15 @@ class CycleGAN(TranslationModel):
         """G_A and G_B first (D_A and D_B frozen), then D_A and D_B on pooled translations, as the reference's
         optimize_parameters. On steps without a generator update (k > 1 discriminator updates per generator
         update, e.g. loss=wgan_gp) the translations are drawn without gradients."""
-        real_A, real_B = batch["A"], batch["B"]
+        self.log_step(self.run_update(self.translation_update, batch["A"], batch["B"]))
+
+    def capture_key(self) -> tuple:
+        # while the pools fill, each step stores at a new place (a new key: never captured); once full, one graph
+        return (*super().capture_key(), *(len(pool) for pool in self.image_pools().values()))
+
+    def translation_update(self, real_A: Tensor, real_B: Tensor) -> dict[str, Tensor]:
+        """The generators' update every k-th batch, and the discriminators' (replayed from a CUDA graph under
+        engine.capture_step)."""
         opt_g, opt_d = self.optimizers()
         logs: dict[str, Tensor] = {}
         if self.generator_due():
@@ -107,7 +116,7 @@ class CycleGAN(TranslationModel):
         d_B, _ = self.discriminator_loss(self.D_B, real_A, self.fake_A_pool.query(fake_A))
         logs |= self.update(opt_d, {"D_A": d_A, "D_B": d_B}, "d_loss", self.discriminators())
         self.discriminator_updated(self.D_A, self.D_B)
-        self.log_step(logs)
+        return logs
 
     # --- pictures ----------------------------------------------------------------------------------
     def example_rows(self) -> list[Tensor]:
