@@ -84,10 +84,11 @@ class AdversarialModule(GenerativeModule):
 
     def capture_refusal(self) -> str:
         """Tricks keep host state between steps (EMA's count, ADA's p schedule, the unrolled copies), so a model
-        with tricks runs its update eagerly."""
-        if self.tricks and not super().capture_refusal():
-            return f"tricks={list(self.tricks)} keep state on the host between steps, which a replayed graph skips."
-        return super().capture_refusal()
+        with tricks is not captured."""
+        reason = super().capture_refusal()
+        if not reason and self.tricks:
+            reason = f"tricks={list(self.tricks)} keep state on the host between steps, which a replayed graph skips."
+        return reason
 
     # --- the adversarial terms ---------------------------------------------------------------------
     def generator_due(self) -> bool:
