@@ -14,6 +14,7 @@ from torch import nn
 
 Step = Callable[[dict], None]  # one training step of the plain loop on one batch
 
+
 def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """One optimizer step on `loss`, as the models' manual optimization does it."""
     optimizer.zero_grad(set_to_none=True)
