@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# test workers: one per core, at most 4 (each holds its own torch); a worker takes a whole test file, the files
+# in the order tests/conftest.py gives them (most slow tests first), not xdist's (most tests first)
+TEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print(min(4, os.cpu_count() or 1))")
 
 .PHONY: help install train test tensorboard bench bench-faults bench-translation bench-quality bench-lectures bench-blending \
         bench-unit bench-text bench-flags clean clean-runs
@@ -21,8 +24,8 @@ install: $(STAMP) ## create the virtual environment in .venv (first time only)
 train: $(STAMP) ## train the default job (the conditional GAN on the embedded MNIST digits); extra overrides: make train ARGS="model=dcgan"
 	$(BIN)/gan-train $(ARGS)
 
-test: $(STAMP) ## run the test suite
-	$(BIN)/python -m pytest -q $(ARGS)
+test: $(STAMP) ## run the test suite, a test file per worker process (TEST_WORKERS=1 for one process)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 tensorboard: $(STAMP) ## TensorBoard over every run in outputs/ (then open http://localhost:6006)
 	$(BIN)/tensorboard --logdir outputs

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,13 @@ def write_image_pairs(root: Path, count: int = 6, size: int = 40) -> dict[str, P
     return {"unpaired": unpaired, "paired": paired}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the most slow tests first, each file's tests in their order: `make test`'s workers take a file at
+    a time, and a long file taken last would keep one worker busy while the others have nothing left."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
+
+
 @pytest.fixture(scope="session")
 def image_pairs(tmp_path_factory) -> dict[str, Path]:
     return write_image_pairs(tmp_path_factory.mktemp("image_pairs"))
@@ -109,16 +118,32 @@ def inception_file(tmp_path_factory) -> Path:
     return random_inception_weights(tmp_path_factory.mktemp("inception") / "weights-inception-random.pth")
 
 
+def shared_by_workers(tmp_path_factory) -> Path:
+    """A folder of this test session that every pytest-xdist worker sees (each worker has its own temporary
+    folder under it), so that a costly session fixture is made once, not once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def digit_classifier(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """gan-train model=classifier data=mnist_5k for 2 epochs (the default run has 15): its run folder and the
-    metrics it logged. The offline evaluator of the metrics tests."""
+    metrics it logged. The offline evaluator of the metrics tests; trained once per session, by the first worker
+    that needs it."""
+    from filelock import FileLock
+
     from gan_cli.commands.train import train
 
-    run = tmp_path_factory.mktemp("classifier") / "run"
-    cfg = compose_train(run, ["model=classifier", "data=mnist_5k", "trainer=cpu", "trainer.max_epochs=2",
-                              "logger=none", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
-    return run, train(cfg)
+    folder = shared_by_workers(tmp_path_factory) / "digit_classifier"
+    run, logged = folder / "run", folder / "metrics.json"
+    folder.mkdir(exist_ok=True)
+    with FileLock(folder / "lock"):
+        if not logged.exists():
+            cfg = compose_train(run, ["model=classifier", "data=mnist_5k", "trainer=cpu", "trainer.max_epochs=2",
+                                      "logger=none", "trainer.enable_progress_bar=false",
+                                      "trainer.enable_model_summary=false"])
+            logged.write_text(json.dumps(train(cfg)))
+    return run, json.loads(logged.read_text())
 
 
 @pytest.fixture

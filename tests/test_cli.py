@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
+from gan_cli import cli
 from gan_cli.commands.train import train
 from gan_cli.errors import UserError
 from tests.conftest import POOLED, QUICK, SMALL, compose_train, run_cli, translation_quick
@@ -91,25 +92,26 @@ def test_ddp_with_two_cpu_processes(tmp_path):
 
 
 @pytest.mark.slow
-def test_sample_writes_a_grid_or_one_file_per_sample(tmp_path, checkpoints):
+def test_sample_writes_a_grid_or_one_file_per_sample(tmp_path, checkpoints, capsys):
+    """A grid and a refused label through the installed gan-sample, the other cases in-process through the same
+    Hydra task."""
     grid = run_cli([f"ckpt_path={checkpoints['dcgan']}", "num_samples=16", "output=grid.png"], tmp_path,
                    module="gan-sample")
     assert grid.returncode == 0, grid.stderr[-3000:]
     with Image.open(tmp_path / "grid.png") as image:
         assert image.size == (8 * 34 + 2, 2 * 34 + 2)  # 8 per row, 32 px images, 2 px padding
-    folder = run_cli([f"ckpt_path={checkpoints['dcgan']}", "num_samples=5", "output=each/"], tmp_path,
-                     module="gan-sample")
-    assert folder.returncode == 0, folder.stderr[-3000:]
+    bad = run_cli([f"ckpt_path={checkpoints['cgan']}", "label=12"], tmp_path, module="gan-sample")
+    assert bad.returncode == 1 and "label" in said(bad)
+    no_traceback(bad)
+
+    def sample(*overrides: str) -> DictConfig:
+        return compose_train(tmp_path / "unused", list(overrides), config_name="sample")
+
+    cli._sample(sample(f"ckpt_path={checkpoints['dcgan']}", "num_samples=5", f"output={tmp_path / 'each'}/"))
     assert sorted(p.name for p in (tmp_path / "each").iterdir()) == [f"{i:06d}.png" for i in range(5)]
-    labelled = run_cli([f"ckpt_path={checkpoints['cgan']}", "num_samples=8", "label=3", "output=three.png"],
-                       tmp_path, module="gan-sample")
-    assert labelled.returncode == 0 and (tmp_path / "three.png").is_file()
-    for args in (["label=12"], []):
-        bad = run_cli([f"ckpt_path={checkpoints['cgan' if args else 'dcgan']}", "label=12" if args else "label=1"],
-                      tmp_path, module="gan-sample")
-        assert bad.returncode == 1
-        assert "label" in said(bad)
-        no_traceback(bad)
+    cli._sample(sample(f"ckpt_path={checkpoints['cgan']}", "num_samples=8", "label=3", f"output={tmp_path}/three.png"))
+    assert (tmp_path / "three.png").is_file()
+    assert "label" in refused(cli._sample, sample(f"ckpt_path={checkpoints['dcgan']}", "label=1"), capsys)
 
 
 def test_sample_in_process_draws_the_requested_label(checkpoints):
@@ -124,34 +126,45 @@ def test_sample_in_process_draws_the_requested_label(checkpoints):
     assert a.shape == (4, 1, 32, 32) and not torch.allclose(a, b)
 
 
+def refused(command, cfg: DictConfig, capsys) -> str:
+    """The one paragraph `command` (a gan-cli command's Hydra task, run in-process on a composed config, through
+    the same error handling as on the command line) prints as it exits with status 1."""
+    with pytest.raises(SystemExit) as stopped:
+        command(cfg)
+    assert stopped.value.code == 1
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.out + printed.err
+    return " ".join(printed.err.split())
+
+
 @pytest.mark.slow
-def test_bad_inputs_get_a_clear_error_and_lose_nothing(tmp_path, checkpoints):
+def test_bad_inputs_get_a_clear_error_and_lose_nothing(tmp_path, checkpoints, capsys):
+    """Two mistakes through the installed commands (one paragraph, no traceback), the others in-process through
+    the same handler."""
     missing = run_cli([*NO_DATA, "data=image_folder", f"data.root={tmp_path / 'nowhere'}"], tmp_path)
     assert missing.returncode == 1 and str(tmp_path / "nowhere") in said(missing) and "data.root" in said(missing)
+    sample_missing = run_cli([f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path, module="gan-sample")
+    assert sample_missing.returncode == 1 and "missing.ckpt" in said(sample_missing)
+    for result in (missing, sample_missing):
+        no_traceback(result)
+
+    def train_refuses(*overrides: str) -> str:
+        return refused(cli._train, compose_train(tmp_path / "run", list(overrides)), capsys)
 
     images = tmp_path / "images"
     images.mkdir()
     for i in range(15):
         Image.new("RGB", (40, 40), (i * 10, 0, 0)).save(images / f"ok{i:02d}.png")
     (images / "broken.png").write_bytes(b"this is not a png")
-    corrupt = run_cli([*NO_DATA, *SMALL["dcgan"], "data=image_folder", f"data.root={images}", "data.num_workers=0",
-                       "data.image_size=32", "data.batch_size=16"], tmp_path)
-    assert corrupt.returncode == 1 and "broken.png" in said(corrupt)
-
-    no_ckpt = run_cli([*TINY, f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path)
-    assert no_ckpt.returncode == 1 and "missing.ckpt" in said(no_ckpt)
+    assert "broken.png" in train_refuses(*NO_DATA, *SMALL["dcgan"], "data=image_folder", f"data.root={images}",
+                                         "data.num_workers=0", "data.image_size=32", "data.batch_size=16")
+    assert "missing.ckpt" in train_refuses(*TINY, f"ckpt_path={tmp_path / 'missing.ckpt'}")
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x00not a checkpoint")
-    not_ckpt = run_cli([*TINY, f"ckpt_path={garbage}"], tmp_path)
-    assert not_ckpt.returncode == 1 and "not a readable gan-cli checkpoint" in said(not_ckpt)
+    assert "not a readable gan-cli checkpoint" in train_refuses(*TINY, f"ckpt_path={garbage}")
     before = checkpoints["dcgan"].read_bytes()
-    other_model = run_cli([*TINY, *SMALL["gan"], "model=gan", f"ckpt_path={checkpoints['dcgan']}"], tmp_path)
-    assert other_model.returncode == 1 and "different model" in said(other_model)
+    assert "different model" in train_refuses(*TINY, *SMALL["gan"], "model=gan", f"ckpt_path={checkpoints['dcgan']}")
     assert checkpoints["dcgan"].read_bytes() == before
-    sample_missing = run_cli([f"ckpt_path={tmp_path / 'missing.ckpt'}"], tmp_path, module="gan-sample")
-    assert sample_missing.returncode == 1 and "missing.ckpt" in said(sample_missing)
-    for result in (missing, corrupt, no_ckpt, not_ckpt, other_model, sample_missing):
-        no_traceback(result)
 
 
 @pytest.mark.slow

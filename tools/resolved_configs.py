@@ -122,10 +122,11 @@ def differences(before: Any, after: Any, where: str = "") -> list[str]:
     return []
 
 
-def check(snapshot: Path) -> int:
+def check(snapshot: Path, after: dict[str, dict[str, Any]] | None = None) -> int:
+    """Compare the snapshot with `after` (by default every config composed now), printing what differs."""
     saved = json.loads(snapshot.read_text())
     before = moved(saved["configs"], saved["moved"])
-    after = compose_all()
+    after = compose_all() if after is None else after
     problems = differences(before, after)
     for line in problems:
         print(line)
