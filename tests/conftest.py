@@ -48,6 +48,12 @@ def translation_quick(model: str, folders: dict[str, Path]) -> list[str]:
             "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
 
 
+def unwrapped(text: str) -> str:
+    """`text` with its line wrapping undone (gan-cli wraps its paragraphs to the terminal's width, and a long path
+    moves the breaks)."""
+    return " ".join(text.split())
+
+
 def write_image_pairs(root: Path, count: int = 6, size: int = 40) -> dict[str, Path]:
     """Tiny datasets in both layouts: unpaired trainA/ trainB/ testA/ testB/, and paired train/ test/ with
     A and B side by side (B is A with inverted colours)."""

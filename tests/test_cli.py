@@ -16,7 +16,7 @@ from PIL import Image
 from gan_cli import cli
 from gan_cli.commands.train import train
 from gan_cli.errors import UserError
-from tests.conftest import POOLED, QUICK, SMALL, compose_train, run_cli, translation_quick
+from tests.conftest import POOLED, QUICK, SMALL, compose_train, run_cli, translation_quick, unwrapped
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [*QUICK, "logger=none"]
@@ -25,7 +25,7 @@ NO_DATA = [o for o in TINY if not o.startswith("data")]  # for runs that pick th
 
 def said(result: subprocess.CompletedProcess) -> str:
     """What the command printed on stderr, with line wrapping undone."""
-    return " ".join(result.stderr.split())
+    return unwrapped(result.stderr)
 
 
 def no_traceback(result: subprocess.CompletedProcess) -> None:
@@ -134,7 +134,7 @@ def refused(command, cfg: DictConfig, capsys) -> str:
     assert stopped.value.code == 1
     printed = capsys.readouterr()
     assert "Traceback" not in printed.out + printed.err
-    return " ".join(printed.err.split())
+    return unwrapped(printed.err)
 
 
 @pytest.mark.slow

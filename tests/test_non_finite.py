@@ -13,7 +13,7 @@ from gan_cli.assembly import load_model
 from gan_cli.checkpoint import first_non_finite, read_checkpoint
 from gan_cli.commands.train import train
 from gan_cli.errors import NonFiniteLossError, UserError
-from tests.conftest import QUICK, SMALL, run_cli
+from tests.conftest import QUICK, SMALL, run_cli, unwrapped
 
 #: 4 batches an epoch of a tiny DCGAN, whose discriminator has batch norms
 POISONED = [*QUICK, *SMALL["dcgan"], "trainer.max_epochs=3", "logger=none",
@@ -80,5 +80,5 @@ def test_loading_a_checkpoint_with_nan_weights_is_refused(diverged):
 def test_the_commands_refuse_it_in_one_paragraph(tmp_path, diverged, command, args):
     result = run_cli([f"ckpt_path={diverged}", *args], tmp_path, module=command)
     assert result.returncode == 1
-    text = " ".join((result.stderr + result.stdout).split())  # the paragraph is wrapped to the terminal's width
+    text = unwrapped(result.stderr + result.stdout)
     assert "NaN or infinite values" in text and "Traceback" not in text
