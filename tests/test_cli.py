@@ -64,7 +64,7 @@ def test_cyclegan_sweep_and_ddp(tmp_path, image_pairs):
     assert len(list((tmp_path / "sweep").glob("*/checkpoints/last.ckpt"))) == 2
     # DDP: the discriminators are frozen during the generators' update (unused parameters)
     ddp = run_cli(["strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *quick,
-                   f"hydra.run.dir={tmp_path / 'ddp'}"], tmp_path)
+                   f"hydra.run.dir={tmp_path / 'ddp'}"], tmp_path, fresh=True)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "MEMBER: 2/2" in ddp.stdout + ddp.stderr
     checkpoint = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -77,7 +77,7 @@ def test_cyclegan_sweep_and_ddp(tmp_path, image_pairs):
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(tmp_path):
     result = run_cli(["strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY, *SMALL["dcgan"],
-                      *POOLED, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+                      *POOLED, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert "distributed_backend=gloo" in output and "All distributed processes registered" in output
@@ -96,7 +96,7 @@ def test_sample_writes_a_grid_or_one_file_per_sample(tmp_path, checkpoints, caps
     """A grid and a refused label through the installed gan-sample, the other cases in-process through the same
     Hydra task."""
     grid = run_cli([f"ckpt_path={checkpoints['dcgan']}", "num_samples=16", "output=grid.png"], tmp_path,
-                   module="gan-sample")
+                   module="gan-sample", fresh=True)
     assert grid.returncode == 0, grid.stderr[-3000:]
     with Image.open(tmp_path / "grid.png") as image:
         assert image.size == (8 * 34 + 2, 2 * 34 + 2)  # 8 per row, 32 px images, 2 px padding

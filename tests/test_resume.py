@@ -3,17 +3,14 @@ that was never interrupted (CPU, deterministic mode)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import QUICK, SMALL, run_cli
+from tests.conftest import QUICK, SMALL, run_cli, start_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = [*QUICK, "model=dcgan", *SMALL["dcgan"], "trainer.max_epochs=5", "trainer.deterministic=true", "seed=7",
@@ -32,8 +29,7 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "gan_cli", *ARGS, f"hydra.run.dir={killed_dir}"], cwd=tmp_path,
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_cli([*ARGS, f"hydra.run.dir={killed_dir}"], tmp_path, env)
     last = killed_dir / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:

@@ -14,7 +14,7 @@ import pytest
 
 from gan_cli.config.run_folder import LOCK_FILE, hold_folder, secondary_rank
 from gan_cli.errors import UserError
-from tests.conftest import run_cli
+from tests.conftest import run_cli, start_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
@@ -46,9 +46,7 @@ def test_a_held_folder_is_refused_naming_the_holder(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_second_gan_train_in_the_same_folder_stops_at_once(tmp_path):
     run = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "gan_cli", *QUICK, "model=dcgan", "trainer.max_epochs=30",
-                              f"hydra.run.dir={run}"], cwd=tmp_path, env={**os.environ, **ENV},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = start_cli([*QUICK, "model=dcgan", "trainer.max_epochs=30", f"hydra.run.dir={run}"], tmp_path, ENV)
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not (run / "checkpoints").exists():

@@ -9,14 +9,14 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, start_cli
+from tests.prewarmed import Command
 
 ROOT = Path(__file__).resolve().parents[1]
 #: 4 batches an epoch of a tiny DCGAN, slowed down so that a signal lands in the middle of an epoch
@@ -29,12 +29,11 @@ ENV = {"PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
 pytestmark = pytest.mark.slow
 
 
-def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gan_cli", *args], cwd=cwd, env={**os.environ, **ENV, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(args: list[str], cwd: Path, env: dict | None = None, fresh: bool = False) -> subprocess.Popen | Command:
+    return start_cli(args, cwd, {**ENV, **(env or {})}, fresh=fresh)
 
 
-def signal_after_first_checkpoint(proc: subprocess.Popen, run: Path, signum: int) -> tuple[int, str]:
+def signal_after_first_checkpoint(proc: subprocess.Popen | Command, run: Path, signum: int) -> tuple[int, str]:
     """Send `signum` a little after the run's first checkpoint (so in the middle of epoch 1); (exit status, output)."""
     last, deadline = run / "checkpoints" / "last.ckpt", time.time() + 120
     while time.time() < deadline and proc.poll() is None and not last.exists():
@@ -64,10 +63,10 @@ def straight(tmp_path_factory) -> dict[str, torch.Tensor]:
     return final_tensors(root / "run")
 
 
-def resume_with_the_printed_command(output: str, cwd: Path, run: Path) -> dict[str, torch.Tensor]:
+def resume_with_the_printed_command(output: str, cwd: Path, run: Path, fresh: bool = False) -> dict[str, torch.Tensor]:
     command = re.search(r"^  (gan-train .*)$", output, flags=re.MULTILINE).group(1)
     args = shlex.split(command)[1:]
-    result = run_cli([*args, f"hydra.run.dir={run}"], cwd, env=ENV)
+    result = run_cli([*args, f"hydra.run.dir={run}"], cwd, env=ENV, fresh=fresh)
     assert result.returncode == 0, result.stderr[-3000:]
     return final_tensors(run)
 
@@ -114,16 +113,16 @@ DDP = [*ARGS, "strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "t
 def test_under_ddp_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_resumes_exactly(tmp_path):
     # 64 images over 2 ranks: 2 batches an epoch each; the signal reaches rank 0 alone (its children are the
     # other ranks), which has to tell rank 1
-    result = run_cli([*DDP, f"hydra.run.dir={tmp_path / 'straight'}"], tmp_path, env=ENV)
+    result = run_cli([*DDP, f"hydra.run.dir={tmp_path / 'straight'}"], tmp_path, env=ENV, fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     straight = final_tensors(tmp_path / "straight")
     run = tmp_path / "run"
-    status, output = signal_after_first_checkpoint(start([*DDP, f"hydra.run.dir={run}"], tmp_path), run,
+    status, output = signal_after_first_checkpoint(start([*DDP, f"hydra.run.dir={run}"], tmp_path, fresh=True), run,
                                                    signal.SIGTERM)
     assert status == 128 + signal.SIGTERM, output[-3000:]
     assert "Stopped by SIGTERM after training step" in output and "Traceback" not in output
     stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert stopped["epoch"] < 3
-    resumed = resume_with_the_printed_command(output, tmp_path, tmp_path / "resumed")
+    resumed = resume_with_the_printed_command(output, tmp_path, tmp_path / "resumed", fresh=True)
     different = [k for k in straight if not torch.equal(straight[k], resumed[k])]
     assert not different, f"{len(different)} tensors differ after the resume, e.g. {different[:3]}"
