@@ -162,6 +162,8 @@ def test_bad_inputs_get_a_clear_error_and_lose_nothing(tmp_path, checkpoints, ca
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x00not a checkpoint")
     assert "not a readable gan-cli checkpoint" in train_refuses(*TINY, f"ckpt_path={garbage}")
+    assert "metrics.classifier_ckpt is not set: metrics=digits needs a classifier checkpoint" in train_refuses(
+        *TINY, "metrics=digits")
     before = checkpoints["dcgan"].read_bytes()
     assert "different model" in train_refuses(*TINY, *SMALL["gan"], "model=gan", f"ckpt_path={checkpoints['dcgan']}")
     assert checkpoints["dcgan"].read_bytes() == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from gan_cli.errors import UserError
 from gan_cli.models.contract import TextSampler
 from tests.conftest import run_cli
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 TRANSLATION_MODELS = ["cyclegan", "pix2pix", "direct_translation", "unit"]  # test_translation_models.py, test_unit.py, ...
 CLASSIFIERS = ["classifier", "capsnet", "dbn"]  # tested in test_classifier.py, test_capsnet.py, test_dbn.py
 NOT_SAMPLERS = ["autoencoder", "gpgan"]  # draw nothing from noise: tested in test_autoencoder.py, test_gpgan.py
@@ -24,19 +26,18 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["model", "loss", "data", "strategy", "trainer", "logger", "callbacks",
-                                   "debug", "experiment", "tricks"])
-def test_every_option_of_every_group_composes_and_validates(make_cfg, group):
-    assert options(group), f"conf/{group} is empty"
-    for option in options(group):
-        cfg = make_cfg(f"{group}={option}")
-        if "root" in cfg.data.keys():  # folder data needs a place (2-D points have none)
-            cfg = make_cfg(f"{group}={option}", "data.root=/somewhere")
-        if cfg.data._target_.endswith("TranslationDataModule") and "crop_size" not in str(cfg.model):
-            # image-pair data goes with the translation models
-            paired = cfg.data.dataset._target_.endswith("PairedFolder")
-            cfg = make_cfg(f"{group}={option}", "data.root=/somewhere", f"model={'pix2pix' if paired else 'cyclegan'}")
-        validate_targets(cfg)
+def test_every_option_the_resolved_config_snapshot_leaves_out_composes_and_validates(make_cfg):
+    """tests/test_resolved_configs.py composes every option of every group and checks its targets against their
+    signatures; the options whose values depend on the machine are left out of its snapshot, so they are checked
+    here."""
+    snapshot = json.loads((ROOT / "tools" / "resolved_configs.json").read_text())["configs"]
+    groups = ["model", "loss", "data", "strategy", "trainer", "logger", "callbacks", "debug", "experiment", "tricks"]
+    assert all(options(group) for group in groups)
+    left_out = [f"{group}={option}" for group in groups for option in options(group)
+                if f"{group}={option}" not in snapshot]
+    assert left_out == ["logger=many", "logger=mlflow", "logger=wandb"]
+    for choice in left_out:
+        validate_targets(make_cfg(choice))
 
 
 @pytest.mark.parametrize("model", sorted(set(options("model")) - set(TRANSLATION_MODELS) - set(CLASSIFIERS) - set(NOT_SAMPLERS)))

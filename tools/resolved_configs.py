@@ -8,7 +8,8 @@ change to what runs rewrites the file on purpose.
                                                    table (module paths moved since it was written, longest
                                                    prefix first); exit 1 on a difference, naming each one
 
-Each entry is `gan-train <overrides>` composed as the command line would (no objects are built), resolved,
+Each entry is `gan-train <overrides>` composed as the command line would (no objects are built), its `_target_`s
+checked against their signatures as gan-train checks them (a failure is recorded as the entry's error), resolved,
 with the run's output folder fixed and without the `hydra` node (its callbacks are kept: they name code).
 """
 
@@ -60,7 +61,8 @@ def translation_model(group: str, option: str) -> list[str]:
 
 
 def resolved(overrides: list[str]) -> dict[str, Any]:
-    """The resolved config of `gan-train *overrides` (missing values stay '???'), or the error composing it."""
+    """The resolved config of `gan-train *overrides` (missing values stay '???'), or the error composing or
+    validating it."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -75,6 +77,7 @@ def resolved(overrides: list[str]) -> dict[str, Any]:
             callbacks = OmegaConf.to_container(cfg.hydra.callbacks, resolve=False)
             del cfg["hydra"]
             cfg.paths.output_dir = "OUTPUT_DIR"
+        validate(cfg)
         config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
         config["hydra_callbacks"] = callbacks
         return config
@@ -82,6 +85,22 @@ def resolved(overrides: list[str]) -> dict[str, Any]:
         return {"error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
     finally:
         GlobalHydra.instance().clear()
+
+
+def validate(cfg) -> None:
+    """Check every `_target_` against its target's signature, as gan-train does before it builds anything, with a
+    stand-in folder where the data option leaves data.root for the user to give. An option that leaves other
+    values for the user (metrics=custom's network, text_encoder=sentence_transformer's model) is not checked."""
+    from omegaconf import OmegaConf, open_dict
+
+    from gan_cli.config.schemas import validate_targets
+
+    checked = cfg.copy()
+    if "root" in checked.data.keys() and OmegaConf.is_missing(checked.data, "root"):
+        with open_dict(checked):
+            checked.data.root = "/somewhere"
+    if not OmegaConf.missing_keys(checked):
+        validate_targets(checked)
 
 
 def compose_all() -> dict[str, dict[str, Any]]:

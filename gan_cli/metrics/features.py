@@ -143,7 +143,7 @@ class ClassifierFeatures(FeatureNetwork):
     layer, logits from its output. Images are normalised as its training data was, and resized to its
     training size if they differ."""
 
-    def __init__(self, ckpt_path: str) -> None:
+    def __init__(self, ckpt_path: str | None) -> None:  # None: not given, said below
         super().__init__()
         if not ckpt_path:
             raise UserError(
