@@ -8,8 +8,8 @@ folder and environment, writes stdout and stderr to files, runs the console scri
 status, so exit statuses, signals and output are those of a real process.
 
 What an interpreter reads from its environment only as it starts is applied in the child: PYTHONWARNINGS and
-OMP_NUM_THREADS. A command that needs the program's own start (the installed console scripts, DDP, whose launcher
-starts the command again for each rank) runs in a fresh interpreter: `run_cli(..., fresh=True)`.
+OMP_NUM_THREADS. A command whose own start is under test (an installed console script as a shell starts it; DDP,
+whose launcher starts the command again for each rank) runs in a fresh interpreter: `run_cli(..., fresh=True)`.
 """
 
 from __future__ import annotations
